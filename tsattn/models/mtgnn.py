@@ -1,0 +1,284 @@
+"""MTGNN forecaster with pluggable attention mixers and pyramid fusion.
+
+Paper: Wu et al., "Connecting the Dots: Multivariate Time Series Forecasting with Graph Neural
+Networks", KDD 2020, https://arxiv.org/abs/2005.11650
+
+One layer: gated dilated-inception convolution -> dropout -> mixer -> graph mix-hop with ``A``
+and ``A^T`` (or a 1x1 convolution when the graph is off) -> residual -> LayerNorm over
+``(C, N, T)``. The gated output of every layer, together with the (dropped-out) input and the
+last layer's output, forms the temporal pyramid that the fusion collapses; a head maps the
+fused map to the horizon. With ``mixer="identity"``, ``fusion="skip"`` and ``revin=False`` this
+is the official architecture.
+
+Departures from the official code: the mixer slot, the fusion choice, optional RevIN, calendar
+features as extra input channels, a fixed top-k tie-break (see :mod:`tsattn.nn.graph`), and a
+check that the input's node count and length match the configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsattn.nn.fusion import create_fusion
+from tsattn.nn.graph import GraphLearner, MixHop
+from tsattn.nn.mixers import create_mixer
+from tsattn.nn.revin import RevIN
+from tsattn.nn.temporal import GatedTemporalConv, receptive_field
+
+__all__ = ["MTGNN", "PRESETS", "MTGNNConfig"]
+
+# The two configurations of the MTGNN paper (appendix), by name. Dataset-dependent values
+# (num_nodes, seq_len, horizon, top_k for small graphs) are given when the preset is used.
+PRESETS: dict[str, dict[str, Any]] = {
+    "single_step": dict(
+        layers=5, dilation_exponential=2, conv_channels=16, residual_channels=16,
+        skip_channels=32, end_channels=64, node_dim=40, top_k=20, gcn_depth=2,
+        prop_beta=0.05, tanh_alpha=3.0, dropout=0.3, seq_len=168, horizon=1, revin=False,
+    ),  # fmt: skip
+    "multi_step": dict(
+        layers=3, dilation_exponential=1, conv_channels=32, residual_channels=32,
+        skip_channels=64, end_channels=128, node_dim=40, top_k=20, gcn_depth=2,
+        prop_beta=0.05, tanh_alpha=3.0, dropout=0.3, seq_len=12, horizon=12, revin=False,
+    ),  # fmt: skip
+}
+
+
+@dataclass
+class MTGNNConfig:
+    """Everything that defines an :class:`MTGNN`; round-trips through ``to_dict``/``from_dict``.
+
+    >>> cfg = MTGNNConfig(num_nodes=7, seq_len=96, horizon=24, mixer="identity")
+    >>> MTGNNConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    num_nodes: int
+    seq_len: int = 96
+    horizon: int = 96
+    layers: int = 3
+    kernel_set: tuple[int, ...] = (2, 3, 6, 7)
+    dilation_exponential: int = 1
+    conv_channels: int = 32
+    residual_channels: int = 32
+    skip_channels: int = 64
+    end_channels: int = 128
+    dropout: float = 0.3
+    graph: bool = True
+    node_dim: int = 40
+    top_k: int = 20
+    gcn_depth: int = 2
+    prop_beta: float = 0.05
+    tanh_alpha: float = 3.0
+    mixer: str = "identity"
+    mixer_kwargs: dict[str, Any] = field(default_factory=dict)
+    fusion: str = "skip"
+    fusion_kwargs: dict[str, Any] = field(default_factory=dict)
+    revin: bool = True
+    revin_affine: bool = True
+    time_features: int = 0
+    layer_norm_affine: bool = True
+
+    def __post_init__(self) -> None:
+        self.kernel_set = tuple(int(k) for k in self.kernel_set)
+        self.mixer_kwargs = dict(self.mixer_kwargs)
+        self.fusion_kwargs = dict(self.fusion_kwargs)
+        checks = [
+            (self.num_nodes >= 1, "num_nodes must be >= 1 (the number of variables)"),
+            (self.seq_len >= 1, "seq_len must be >= 1 (input steps)"),
+            (self.horizon >= 1, "horizon must be >= 1 (steps to forecast)"),
+            (self.layers >= 1, "layers must be >= 1"),
+            (len(self.kernel_set) >= 1, "kernel_set must hold at least one kernel size"),
+            (all(k >= 1 for k in self.kernel_set), "every kernel size must be >= 1"),
+            (self.dilation_exponential >= 1, "dilation_exponential must be >= 1"),
+            (self.conv_channels % max(1, len(self.kernel_set)) == 0,
+             f"conv_channels must be a multiple of len(kernel_set)={len(self.kernel_set)}"),
+            (min(self.conv_channels, self.residual_channels, self.skip_channels,
+                 self.end_channels) >= 1, "channel widths must be >= 1"),
+            (0.0 <= self.dropout < 1.0, "dropout must lie in [0, 1)"),
+            (self.node_dim >= 1, "node_dim must be >= 1"),
+            (self.top_k >= 1, "top_k must be >= 1"),
+            (self.gcn_depth >= 1, "gcn_depth must be >= 1"),
+            (0.0 <= self.prop_beta <= 1.0, "prop_beta must lie in [0, 1]"),
+            (self.time_features >= 0, "time_features must be >= 0"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"invalid MTGNNConfig: {message}; got {self._short()}.")
+
+    def _short(self) -> str:
+        return ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name in ("num_nodes", "seq_len", "horizon", "layers", "kernel_set",
+                          "dilation_exponential", "conv_channels", "dropout")
+        )  # fmt: skip
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.kernel_set, self.layers, self.dilation_exponential)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values only (lists for tuples), safe for YAML and JSON."""
+        out = dataclasses.asdict(self)
+        out["kernel_set"] = list(self.kernel_set)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MTGNNConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown MTGNNConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}."
+            )
+        return cls(**dict(data))
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> MTGNNConfig:
+        """One of the paper's configurations (``single_step``, ``multi_step``) plus overrides.
+
+        >>> MTGNNConfig.preset("single_step", num_nodes=321).receptive_field
+        187
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+class MTGNN(nn.Module):
+    """``forward(x: (B, T, N), x_mark: (B, T, F) | None) -> (B, H, N)``.
+
+    >>> model = MTGNN(MTGNNConfig(num_nodes=3, seq_len=24, horizon=6, layers=2))
+    >>> model(torch.randn(4, 24, 3)).shape
+    torch.Size([4, 6, 3])
+    """
+
+    def __init__(self, config: MTGNNConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        in_dim = 1 + cfg.time_features
+        self.input_length = max(cfg.seq_len, cfg.receptive_field)
+
+        self.revin = RevIN(cfg.num_nodes, affine=cfg.revin_affine) if cfg.revin else None
+        self.graph_learner = (
+            GraphLearner(cfg.num_nodes, cfg.node_dim, cfg.top_k, cfg.tanh_alpha)
+            if cfg.graph
+            else None
+        )
+        self.start_conv = nn.Conv2d(in_dim, cfg.residual_channels, kernel_size=1)
+
+        self.temporal = nn.ModuleList()
+        self.mixers = nn.ModuleList()
+        self.graph_convs = nn.ModuleList()  # per layer: MixHop pair, or a 1x1 conv
+        self.norms = nn.ModuleList()
+        lengths = [self.input_length]
+        length, dilation = self.input_length, 1
+        for _ in range(cfg.layers):
+            tconv = GatedTemporalConv(
+                cfg.residual_channels, cfg.conv_channels, cfg.kernel_set, dilation
+            )
+            length = tconv.output_length(length)
+            lengths.append(length)
+            self.temporal.append(tconv)
+            self.mixers.append(create_mixer(cfg.mixer, cfg.conv_channels, **cfg.mixer_kwargs))
+            if cfg.graph:
+                self.graph_convs.append(
+                    nn.ModuleList(
+                        MixHop(cfg.conv_channels, cfg.residual_channels, cfg.gcn_depth, cfg.prop_beta)
+                        for _ in range(2)
+                    )
+                )
+            else:
+                self.graph_convs.append(nn.Conv2d(cfg.conv_channels, cfg.residual_channels, 1))
+            self.norms.append(
+                nn.LayerNorm(
+                    (cfg.residual_channels, cfg.num_nodes, length),
+                    elementwise_affine=cfg.layer_norm_affine,
+                )
+            )
+            dilation *= cfg.dilation_exponential
+        lengths.append(length)  # the last layer's output closes the pyramid
+        channels = [in_dim] + [cfg.conv_channels] * cfg.layers + [cfg.residual_channels]
+        self.fusion = create_fusion(
+            cfg.fusion, channels, lengths, **{"out_channels": cfg.skip_channels, **cfg.fusion_kwargs}
+        )
+        self.head = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv2d(self.fusion.out_channels, cfg.end_channels, (1, self.fusion.out_length)),
+            nn.ReLU(),
+            nn.Conv2d(cfg.end_channels, cfg.horizon, kernel_size=1),
+        )
+
+    def adjacency(self) -> torch.Tensor:
+        """The learned graph ``(N, N)``: ``A[v, w] > 0`` means node ``v`` reads from node ``w``."""
+        if self.graph_learner is None:
+            raise ValueError("this model has graph=False: it learns no adjacency matrix.")
+        with torch.no_grad():
+            return self.graph_learner().detach().clone()
+
+    def _check_input(self, x: torch.Tensor, x_mark: torch.Tensor | None) -> None:
+        cfg = self.config
+        if x.dim() != 3:
+            raise ValueError(f"x has shape {tuple(x.shape)}: expected (B, T, N), 3 dimensions.")
+        if x.size(2) != cfg.num_nodes:
+            raise ValueError(
+                f"x has {x.size(2)} variables (shape {tuple(x.shape)}) but the model was built "
+                f"for num_nodes={cfg.num_nodes}: build the config with num_nodes={x.size(2)}."
+            )
+        if x.size(1) != cfg.seq_len:
+            raise ValueError(
+                f"x has {x.size(1)} time steps (shape {tuple(x.shape)}) but the model was built "
+                f"for seq_len={cfg.seq_len}."
+            )
+        if cfg.time_features and (x_mark is None or x_mark.shape != (*x.shape[:2], cfg.time_features)):
+            got = None if x_mark is None else tuple(x_mark.shape)
+            raise ValueError(
+                f"x_mark has shape {got}: the model was built with time_features="
+                f"{cfg.time_features}, pass (B, T, {cfg.time_features})."
+            )
+
+    def forward(self, x: torch.Tensor, x_mark: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.config
+        self._check_input(x, x_mark)
+        if self.revin is not None:
+            x = self.revin.normalize(x)  # (B, T, N)
+        h = x.transpose(1, 2).unsqueeze(1)  # (B, T, N) -> (B, 1, N, T)
+        if cfg.time_features:
+            marks = x_mark.transpose(1, 2).unsqueeze(2)  # (B, T, F) -> (B, F, 1, T)
+            marks = marks.expand(-1, -1, cfg.num_nodes, -1)  # (B, F, 1, T) -> (B, F, N, T)
+            h = torch.cat([h, marks.to(h.dtype)], dim=1)  # -> (B, 1 + F, N, T)
+        if h.size(3) < self.input_length:
+            h = F.pad(h, (self.input_length - h.size(3), 0))  # (B, D, N, T) -> (B, D, N, RF)
+
+        adj = self.graph_learner() if self.graph_learner is not None else None
+        pyramid = [F.dropout(h, cfg.dropout, self.training)]  # (B, D, N, T0)
+        h = self.start_conv(h)  # (B, D, N, T0) -> (B, C_res, N, T0)
+        for tconv, mixer, gconv, norm in zip(
+            self.temporal, self.mixers, self.graph_convs, self.norms, strict=True
+        ):
+            residual = h
+            h = tconv(h)  # (B, C_res, N, T) -> (B, C_conv, N, T')
+            h = F.dropout(h, cfg.dropout, self.training)
+            h = mixer(h)  # (B, C_conv, N, T') -> (B, C_conv, N, T')
+            pyramid.append(h)
+            if adj is not None:
+                h = gconv[0](h, adj) + gconv[1](h, adj.T)  # -> (B, C_res, N, T')
+            else:
+                h = gconv(h)  # (B, C_conv, N, T') -> (B, C_res, N, T')
+            h = h + residual[..., -h.size(3) :]
+            h = norm(h)
+        pyramid.append(h)
+
+        fused = self.fusion(pyramid)  # -> (B, C_skip, N, T_f)
+        out = self.head(fused)  # (B, C_skip, N, T_f) -> (B, H, N, 1)
+        out = out.squeeze(3)  # (B, H, N, 1) -> (B, H, N)
+        if self.revin is not None:
+            out = self.revin.denormalize(out)
+        return out

@@ -1,0 +1,100 @@
+"""Graph learning and mix-hop propagation of MTGNN.
+
+Paper: Wu et al., "Connecting the Dots: Multivariate Time Series Forecasting with Graph Neural
+Networks", KDD 2020, https://arxiv.org/abs/2005.11650 (sections 4.2 and 4.3).
+
+Departures from the official code:
+- The top-k tie-break noise (``rand * 0.01`` in the official code, drawn anew on every call)
+  is drawn once at construction and kept as a buffer, so a trained model gives the same graph
+  and the same predictions on every call, and after a save/load round trip.
+- ``top_k`` larger than the number of nodes keeps every edge instead of failing.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["GraphLearner", "MixHop"]
+
+_TIE_BREAK_SCALE = 0.01
+
+
+class GraphLearner(nn.Module):
+    """Learns a sparse, uni-directed adjacency matrix ``A`` of shape ``(N, N)``.
+
+    ``M1 = tanh(alpha * E1 Theta1)``, ``M2 = tanh(alpha * E2 Theta2)``,
+    ``A = relu(tanh(alpha * (M1 M2^T - M2 M1^T)))``; then every row keeps its ``top_k``
+    largest entries (ties broken by a fixed, tiny random offset) and the rest are set to 0.
+    The antisymmetric form makes ``A[v, w] > 0`` and ``A[w, v] > 0`` mutually exclusive.
+
+    >>> learner = GraphLearner(num_nodes=5, node_dim=8, top_k=2)
+    >>> adj = learner()
+    >>> adj.shape, int((adj > 0).sum(dim=1).max()) <= 2
+    (torch.Size([5, 5]), True)
+    """
+
+    def __init__(
+        self, num_nodes: int, node_dim: int = 40, top_k: int = 20, alpha: float = 3.0
+    ) -> None:
+        super().__init__()
+        if num_nodes < 1:
+            raise ValueError(f"num_nodes={num_nodes}: a graph needs at least one node.")
+        if node_dim < 1:
+            raise ValueError(f"node_dim={node_dim}: node embeddings need a dimension >= 1.")
+        if top_k < 1:
+            raise ValueError(f"top_k={top_k}: keep at least one neighbour per node.")
+        self.num_nodes, self.top_k, self.alpha = num_nodes, min(top_k, num_nodes), alpha
+        self.emb1 = nn.Embedding(num_nodes, node_dim)
+        self.emb2 = nn.Embedding(num_nodes, node_dim)
+        self.lin1 = nn.Linear(node_dim, node_dim)
+        self.lin2 = nn.Linear(node_dim, node_dim)
+        self.register_buffer(
+            "tie_break", torch.rand(num_nodes, num_nodes) * _TIE_BREAK_SCALE, persistent=True
+        )
+
+    def forward(self) -> torch.Tensor:
+        m1 = torch.tanh(self.alpha * self.lin1(self.emb1.weight))  # (N, D)
+        m2 = torch.tanh(self.alpha * self.lin2(self.emb2.weight))  # (N, D)
+        scores = m1 @ m2.T - m2 @ m1.T  # (N, D) x (D, N) -> (N, N), antisymmetric
+        adj = F.relu(torch.tanh(self.alpha * scores))  # (N, N)
+        if self.top_k >= self.num_nodes:
+            return adj
+        keep = (adj.detach() + self.tie_break).topk(self.top_k, dim=1).indices  # (N, k)
+        mask = torch.zeros_like(adj).scatter_(1, keep, 1.0)  # (N, N)
+        return adj * mask
+
+
+class MixHop(nn.Module):
+    """Mix-hop propagation: ``H_k = beta * X + (1 - beta) * A_norm H_{k-1}``, ``H_0 = X``.
+
+    ``A_norm = D^-1 (A + I)`` (row-normalised with self loops) and one hop aggregates
+    ``out[v] = sum_w A_norm[v, w] x[w]``: node ``v`` gathers from the nodes ``w`` its row
+    points to. The hops ``H_0 .. H_depth`` are concatenated on channels and mixed by a
+    1x1 convolution. Input ``(B, c_in, N, T)``, output ``(B, c_out, N, T)``.
+
+    >>> hop = MixHop(8, 16, depth=2)
+    >>> hop(torch.randn(2, 8, 4, 10), torch.rand(4, 4)).shape
+    torch.Size([2, 16, 4, 10])
+    """
+
+    def __init__(self, c_in: int, c_out: int, depth: int = 2, beta: float = 0.05) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth={depth}: mix-hop propagation needs at least one hop.")
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta={beta}: the retain ratio must lie in [0, 1].")
+        self.depth, self.beta = depth, beta
+        self.mlp = nn.Conv2d((depth + 1) * c_in, c_out, kernel_size=1)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        adj = adj + torch.eye(adj.size(0), dtype=adj.dtype, device=adj.device)  # (N, N)
+        adj = adj / adj.sum(dim=1, keepdim=True)  # row-normalised
+        hops = [x]
+        h = x
+        for _ in range(self.depth):
+            # out[b, c, v, t] = sum_w A[v, w] h[b, c, w, t]: (B, C, N, T) -> (B, C, N, T)
+            h = self.beta * x + (1.0 - self.beta) * torch.einsum("bcwt,vw->bcvt", h, adj)
+            hops.append(h)
+        return self.mlp(torch.cat(hops, dim=1))  # (B, (depth+1) C, N, T) -> (B, c_out, N, T)
