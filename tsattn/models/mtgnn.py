@@ -38,15 +38,39 @@ __all__ = ["MTGNN", "PRESETS", "MTGNNConfig"]
 # (num_nodes, seq_len, horizon, top_k for small graphs) are given when the preset is used.
 PRESETS: dict[str, dict[str, Any]] = {
     "single_step": dict(
-        layers=5, dilation_exponential=2, conv_channels=16, residual_channels=16,
-        skip_channels=32, end_channels=64, node_dim=40, top_k=20, gcn_depth=2,
-        prop_beta=0.05, tanh_alpha=3.0, dropout=0.3, seq_len=168, horizon=1, revin=False,
-    ),  # fmt: skip
+        layers=5,
+        dilation_exponential=2,
+        conv_channels=16,
+        residual_channels=16,
+        skip_channels=32,
+        end_channels=64,
+        node_dim=40,
+        top_k=20,
+        gcn_depth=2,
+        prop_beta=0.05,
+        tanh_alpha=3.0,
+        dropout=0.3,
+        seq_len=168,
+        horizon=1,
+        revin=False,
+    ),
     "multi_step": dict(
-        layers=3, dilation_exponential=1, conv_channels=32, residual_channels=32,
-        skip_channels=64, end_channels=128, node_dim=40, top_k=20, gcn_depth=2,
-        prop_beta=0.05, tanh_alpha=3.0, dropout=0.3, seq_len=12, horizon=12, revin=False,
-    ),  # fmt: skip
+        layers=3,
+        dilation_exponential=1,
+        conv_channels=32,
+        residual_channels=32,
+        skip_channels=64,
+        end_channels=128,
+        node_dim=40,
+        top_k=20,
+        gcn_depth=2,
+        prop_beta=0.05,
+        tanh_alpha=3.0,
+        dropout=0.3,
+        seq_len=12,
+        horizon=12,
+        revin=False,
+    ),
 }
 
 
@@ -136,7 +160,8 @@ class MTGNNConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(
-                f"unknown MTGNNConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}."
+                f"unknown MTGNNConfig field(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(names))}."
             )
         return cls(**dict(data))
 
@@ -191,7 +216,9 @@ class MTGNN(nn.Module):
             if cfg.graph:
                 self.graph_convs.append(
                     nn.ModuleList(
-                        MixHop(cfg.conv_channels, cfg.residual_channels, cfg.gcn_depth, cfg.prop_beta)
+                        MixHop(
+                            cfg.conv_channels, cfg.residual_channels, cfg.gcn_depth, cfg.prop_beta
+                        )
                         for _ in range(2)
                     )
                 )
@@ -207,7 +234,10 @@ class MTGNN(nn.Module):
         lengths.append(length)  # the last layer's output closes the pyramid
         channels = [in_dim] + [cfg.conv_channels] * cfg.layers + [cfg.residual_channels]
         self.fusion = create_fusion(
-            cfg.fusion, channels, lengths, **{"out_channels": cfg.skip_channels, **cfg.fusion_kwargs}
+            cfg.fusion,
+            channels,
+            lengths,
+            **{"out_channels": cfg.skip_channels, **cfg.fusion_kwargs},
         )
         self.head = nn.Sequential(
             nn.ReLU(),
@@ -237,7 +267,9 @@ class MTGNN(nn.Module):
                 f"x has {x.size(1)} time steps (shape {tuple(x.shape)}) but the model was built "
                 f"for seq_len={cfg.seq_len}."
             )
-        if cfg.time_features and (x_mark is None or x_mark.shape != (*x.shape[:2], cfg.time_features)):
+        if cfg.time_features and (
+            x_mark is None or x_mark.shape != (*x.shape[:2], cfg.time_features)
+        ):
             got = None if x_mark is None else tuple(x_mark.shape)
             raise ValueError(
                 f"x_mark has shape {got}: the model was built with time_features="

@@ -97,7 +97,8 @@ class DilatedInception(nn.Module):
         self.k_max = max(self.kernel_set)
         branch_out = c_out // len(self.kernel_set)
         self.branches = nn.ModuleList(
-            nn.Conv2d(c_in, branch_out, (1, k), dilation=(1, self.dilation)) for k in self.kernel_set
+            nn.Conv2d(c_in, branch_out, (1, k), dilation=(1, self.dilation))
+            for k in self.kernel_set
         )
 
     def output_length(self, length: int) -> int:

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.nn.reference import textbook_dilated_inception, textbook_gated_temporal_conv
+from tsattn.nn.temporal import DilatedInception, GatedTemporalConv, receptive_field
+
+
+@pytest.mark.parametrize(
+    ("kernel_set", "layers", "exponent", "expected"),
+    [
+        ((2, 3, 6, 7), 5, 2, 187),
+        ((2, 3, 6, 7), 3, 1, 19),
+        ((2, 3, 6, 7), 1, 1, 7),
+        ((3,), 4, 2, 31),
+        ((2, 5), 2, 3, 17),
+    ],
+)
+def test_receptive_field_matches_mtgnn(kernel_set, layers, exponent, expected):
+    assert receptive_field(kernel_set, layers, exponent) == expected
+
+
+@pytest.mark.parametrize(
+    ("kernel_set", "dilation", "c_out"),
+    [
+        ((2, 3, 6, 7), 1, 16),
+        ((2, 3, 6, 7), 2, 32),
+        ((2, 3, 6, 7), 4, 8),
+        ((3, 5), 3, 6),
+        ((1,), 1, 5),
+        ((7, 2, 4), 2, 9),  # unsorted kernel set: branches keep the given order
+    ],
+)
+def test_fused_gated_conv_equals_textbook_form(kernel_set, dilation, c_out):
+    module = GatedTemporalConv(5, c_out, kernel_set, dilation)
+    x = torch.randn(3, 5, 4, 40)
+    expected = textbook_gated_temporal_conv(module, x)
+    actual = module(x)
+    assert actual.shape == expected.shape
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+
+
+def test_fused_gradients_equal_textbook_gradients():
+    module = GatedTemporalConv(4, 8, (2, 3, 6, 7), dilation=2)
+    x = torch.randn(2, 4, 3, 30, requires_grad=True)
+    module(x).square().sum().backward()
+    fused = [p.grad.clone() for p in module.parameters()] + [x.grad.clone()]
+    module.zero_grad()
+    x.grad = None
+    textbook_gated_temporal_conv(module, x).square().sum().backward()
+    textbook = [p.grad for p in module.parameters()] + [x.grad]
+    for got, want in zip(fused, textbook, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_dilated_inception_equals_textbook_and_keeps_recent_steps():
+    module = DilatedInception(3, 8, (2, 3, 6, 7), dilation=3)
+    x = torch.randn(2, 3, 5, 50)
+    out = module(x)
+    assert out.shape == (2, 8, 5, 50 - 3 * 6)
+    torch.testing.assert_close(out, textbook_dilated_inception(module, x), atol=1e-5, rtol=0)
+    # the last output step depends only on the last input steps: changing the oldest
+    # input step that the shortest branch cannot see must leave the k=2 branch unchanged
+    x2 = x.clone()
+    x2[..., 0] += 100.0
+    first_branch = slice(0, 2)
+    torch.testing.assert_close(module(x2)[:, first_branch], out[:, first_branch])
+
+
+def test_output_length_formula():
+    for dilation in (1, 2, 5):
+        module = GatedTemporalConv(2, 4, (2, 3, 6, 7), dilation)
+        assert module(torch.randn(1, 2, 1, 40)).size(3) == 40 - dilation * 6
+        assert module.output_length(40) == 40 - dilation * 6
+
+
+def test_parameters_are_stored_per_branch():
+    module = DilatedInception(16, 32, (2, 3, 6, 7))
+    n_params = sum(p.numel() for p in module.parameters())
+    assert n_params == sum(8 * 16 * k + 8 for k in (2, 3, 6, 7))
+
+
+def test_c_out_not_divisible_by_branches_raises():
+    with pytest.raises(ValueError, match=r"c_out=10 is not divisible by the 4 branches"):
+        DilatedInception(4, 10)
+
+
+def test_empty_kernel_set_raises():
+    with pytest.raises(ValueError, match="kernel_set is empty"):
+        GatedTemporalConv(4, 8, kernel_set=())
+
+
+def test_bad_dilation_raises():
+    with pytest.raises(ValueError, match="dilation=0"):
+        DilatedInception(4, 8, dilation=0)
