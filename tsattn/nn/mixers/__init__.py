@@ -2,6 +2,26 @@
 
 Every mixer takes the channel count first and maps ``(B, C, N, T)`` to the same shape, dtype
 and device. ``create_mixer("eca", 32)`` builds one; ``list_mixers()`` names them all.
+
+Shared keyword names across mixers: ``reduction`` / ``rd_channels`` / ``min_channels`` (squeeze
+width ``rd_channels`` or ``max(min_channels, C // reduction)``), ``kernel_size`` (``(k_n, k_t)``
+for convolutions over nodes and time, node kernel 1 by default because node order is arbitrary
+in a graph), ``groups``, ``act_layer`` (a name such as ``"relu"`` or a module class).
+
+==========  ===============================  =========================================
+name        pools over                       attends over / gates
+==========  ===============================  =========================================
+identity    nothing                          nothing (the control)
+se          N, T                             gate per channel
+eca         N, T                             gate per channel (1-D conv across channels)
+cbam        N, T then C                      gate per channel, then per (node, time)
+coord       T (per node), N (per time)       gate per (C, N) times per (C, T)
+triplet     N; T; C (one per branch)         gates per (C, T), (N, C), (N, T), averaged
+danet       nothing                          positions (axial N, T) and channels
+cot         N, T (fusion only)               local (k_n, k_t) window per position
+sk          N, T                             branches (receptive fields) per channel
+mhsa        nothing                          time, nodes, or both (``axis``)
+==========  ===============================  =========================================
 """
 
 from __future__ import annotations
@@ -11,12 +31,30 @@ from typing import Any
 
 from torch import nn
 
+from tsattn.nn.mixers.cbam import CBAM
+from tsattn.nn.mixers.coord import CoordinateAttention
+from tsattn.nn.mixers.cot import ContextualTransformer
+from tsattn.nn.mixers.danet import DualAttention
+from tsattn.nn.mixers.eca import EfficientChannelAttention
 from tsattn.nn.mixers.identity import Identity
+from tsattn.nn.mixers.mhsa import MultiHeadSelfAttention
+from tsattn.nn.mixers.se import SqueezeExcite
+from tsattn.nn.mixers.sk import SelectiveKernel
+from tsattn.nn.mixers.triplet import TripletAttention
 
 __all__ = ["create_mixer", "list_mixers"]
 
 _MIXERS: dict[str, type[nn.Module]] = {
     "identity": Identity,
+    "se": SqueezeExcite,
+    "eca": EfficientChannelAttention,
+    "cbam": CBAM,
+    "coord": CoordinateAttention,
+    "triplet": TripletAttention,
+    "danet": DualAttention,
+    "cot": ContextualTransformer,
+    "sk": SelectiveKernel,
+    "mhsa": MultiHeadSelfAttention,
 }
 
 
@@ -40,7 +78,9 @@ def create_mixer(name: str, channels: int, **kwargs: Any) -> nn.Module:
     if not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels={channels!r}: pass the number of input channels (an int >= 1).")
     cls = _MIXERS[key]
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "channels")]
+    accepted = [
+        p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "channels")
+    ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ValueError(
