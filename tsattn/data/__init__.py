@@ -1,13 +1,47 @@
-"""Dataset registry, loaders, benchmark protocols and windows (being built)."""
+"""Datasets, benchmark protocols and windows for tsattn.
+
+Registered public datasets (:func:`list_datasets`) are located on disk or downloaded and
+checked (:mod:`tsattn.data.download`); files and DataFrames are parsed and validated
+(:func:`load_dataset`); :class:`TimeSeriesDataModule` splits them under the protocols of
+``PROTOCOLS.md``, scales on train rows and serves strided windows.
+
+Functions for a ``tsattn datasets list|download|verify`` command: :func:`dataset_status`,
+:func:`download_dataset`, :func:`verify_dataset`.
+"""
 
 from __future__ import annotations
 
-__all__ = ["list_datasets", "load_dataset"]
+from tsattn.data.datamodule import TimeSeriesDataModule
+from tsattn.data.download import (
+    cache_dir,
+    dataset_status,
+    download_dataset,
+    locate_dataset,
+    search_paths,
+    verify_dataset,
+)
+from tsattn.data.loader import load_dataset
+from tsattn.data.protocols import plan_splits
+from tsattn.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset
+from tsattn.data.scaling import Scaler
+from tsattn.data.timefeatures import future_index, infer_freq, time_features
 
-
-def list_datasets() -> list[str]:
-    raise NotImplementedError("tsattn.data is not built yet")
-
-
-def load_dataset(name_or_path, **kwargs):
-    raise NotImplementedError("tsattn.data is not built yet")
+__all__ = [
+    "DatasetSpec",
+    "Scaler",
+    "TimeSeriesDataModule",
+    "cache_dir",
+    "dataset_status",
+    "download_dataset",
+    "future_index",
+    "get_spec",
+    "infer_freq",
+    "list_datasets",
+    "load_dataset",
+    "locate_dataset",
+    "plan_splits",
+    "register_dataset",
+    "search_paths",
+    "time_features",
+    "verify_dataset",
+]

@@ -1,0 +1,11 @@
+"""Fixtures for the data tests: an isolated user cache and generated benchmark-shaped files."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Point the user cache (downloads, verification ledger) at a per-session temp folder."""
+    monkeypatch.setenv("TSATTN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tsattn-cache"))

@@ -1,0 +1,174 @@
+"""Calendar features for the time marks, frequency inference and future timestamps.
+
+The features follow Time-Series-Library's ``timeenc=1`` encoding: each is a calendar field
+scaled to ``[-0.5, 0.5]``, and the set depends on the step of the series:
+
+=============  ==========================================================================
+step           features (in this order)
+=============  ==========================================================================
+year           none
+quarter/month  month-of-year
+week           day-of-month, week-of-year
+day / bday     day-of-week, day-of-month, day-of-year
+hour           hour-of-day, day-of-week, day-of-month, day-of-year
+minute         minute-of-hour, hour-of-day, day-of-week, day-of-month, day-of-year
+second         second-of-minute + the minute set
+=============  ==========================================================================
+
+One departure: Time-Series-Library passes ``freq="h"`` for every dataset unless told
+otherwise, so its ETTm runs get the 4 hourly features; here the step of the data decides
+(ETTm1 gets 5, with minute-of-hour).
+
+>>> import pandas as pd
+>>> idx = pd.date_range("2016-07-01", periods=3, freq="h")
+>>> time_features(idx, "h").shape
+(3, 4)
+>>> infer_freq(idx)
+'h'
+>>> future_index(idx, 2).strftime("%H:%M").tolist()
+['03:00', '04:00']
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+__all__ = ["future_index", "infer_freq", "time_features"]
+
+
+def _second(i: pd.DatetimeIndex) -> np.ndarray:
+    return i.second.to_numpy() / 59.0 - 0.5
+
+
+def _minute(i: pd.DatetimeIndex) -> np.ndarray:
+    return i.minute.to_numpy() / 59.0 - 0.5
+
+
+def _hour(i: pd.DatetimeIndex) -> np.ndarray:
+    return i.hour.to_numpy() / 23.0 - 0.5
+
+
+def _day_of_week(i: pd.DatetimeIndex) -> np.ndarray:
+    return i.day_of_week.to_numpy() / 6.0 - 0.5
+
+
+def _day_of_month(i: pd.DatetimeIndex) -> np.ndarray:
+    return (i.day.to_numpy() - 1) / 30.0 - 0.5
+
+
+def _day_of_year(i: pd.DatetimeIndex) -> np.ndarray:
+    return (i.day_of_year.to_numpy() - 1) / 365.0 - 0.5
+
+
+def _month(i: pd.DatetimeIndex) -> np.ndarray:
+    return (i.month.to_numpy() - 1) / 11.0 - 0.5
+
+
+def _week(i: pd.DatetimeIndex) -> np.ndarray:
+    return (i.isocalendar().week.to_numpy(dtype=np.float64) - 1) / 52.0 - 0.5
+
+
+_DAILY = (_day_of_week, _day_of_month, _day_of_year)
+_BY_OFFSET = {
+    "YearEnd": (), "YearBegin": (), "BYearEnd": (), "BYearBegin": (),
+    "QuarterEnd": (_month,), "QuarterBegin": (_month,), "BQuarterEnd": (_month,),
+    "BQuarterBegin": (_month,), "MonthEnd": (_month,), "MonthBegin": (_month,),
+    "BusinessMonthEnd": (_month,), "BusinessMonthBegin": (_month,),
+    "Week": (_day_of_month, _week),
+    "Day": _DAILY, "BusinessDay": _DAILY, "CustomBusinessDay": _DAILY,
+    "Hour": (_hour, *_DAILY), "BusinessHour": (_hour, *_DAILY),
+    "Minute": (_minute, _hour, *_DAILY),
+    "Second": (_second, _minute, _hour, *_DAILY),
+    "Milli": (_second, _minute, _hour, *_DAILY),
+    "Micro": (_second, _minute, _hour, *_DAILY),
+    "Nano": (_second, _minute, _hour, *_DAILY),
+}  # fmt: skip
+
+
+def infer_freq(index: pd.Index, *, strict: bool = False) -> str | None:
+    """The step of ``index`` as a pandas frequency string, or ``None`` without dates.
+
+    ``pandas.infer_freq`` decides for regular indexes; otherwise (``strict=False``) the most
+    common step is returned, e.g. ``"h"`` for an hourly series with a gap.
+    """
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return None
+    if len(index) >= 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                found = pd.infer_freq(index)
+            except (TypeError, ValueError):
+                found = None
+        if found is not None:
+            return found if isinstance(found, str) else found.freqstr
+    if strict:
+        return None
+    values, counts = np.unique(np.diff(index.as_unit("ns").asi8), return_counts=True)
+    usual = int(values[counts.argmax()])
+    if usual <= 0:
+        return None
+    return to_offset(pd.Timedelta(usual, unit="ns")).freqstr
+
+
+def _offset_features(freq: str):
+    offset = to_offset(freq)
+    name = type(offset).__name__
+    if name not in _BY_OFFSET:
+        raise ValueError(
+            f"no calendar features for frequency {freq!r} ({name}); pass "
+            "use_time_features=False or a standard pandas frequency (h, 15min, D, W, MS, ...)"
+        )
+    return _BY_OFFSET[name]
+
+
+def time_features(index: pd.Index, freq: str | None = None) -> np.ndarray:
+    """Calendar features of ``index`` as a ``(T, F)`` float32 array with values in [-0.5, 0.5].
+
+    ``freq=None`` infers the step from the index. Without dates ``F = 0``.
+
+    >>> import pandas as pd
+    >>> time_features(pd.RangeIndex(4)).shape
+    (4, 0)
+    """
+    if not isinstance(index, pd.DatetimeIndex):
+        return np.zeros((len(index), 0), dtype=np.float32)
+    freq = freq or infer_freq(index)
+    if freq is None:
+        return np.zeros((len(index), 0), dtype=np.float32)
+    columns = [feature(index) for feature in _offset_features(freq)]
+    if not columns:
+        return np.zeros((len(index), 0), dtype=np.float32)
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def future_index(index: pd.Index, horizon: int) -> pd.Index:
+    """The ``horizon`` timestamps (or integer steps) that follow ``index``.
+
+    >>> import pandas as pd
+    >>> future_index(pd.RangeIndex(5), 3)
+    RangeIndex(start=5, stop=8, step=1)
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if isinstance(index, pd.DatetimeIndex):
+        freq = infer_freq(index)
+        if freq is None:
+            raise ValueError(
+                "cannot infer the step of the DatetimeIndex (fewer than 2 timestamps); "
+                "give a longer history"
+            )
+        offset = to_offset(freq)
+        return pd.date_range(index[-1] + offset, periods=horizon, freq=offset, name=index.name)
+    if len(index) == 0:
+        return pd.RangeIndex(horizon)
+    if isinstance(index, pd.RangeIndex):
+        step = index.step
+    else:
+        step = int(index[-1] - index[-2]) if len(index) > 1 else 1
+    start = int(index[-1]) + step
+    return pd.RangeIndex(start, start + step * horizon, step, name=index.name)
