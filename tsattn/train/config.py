@@ -1,0 +1,257 @@
+"""Configuration dataclasses shared by the Python API, the CLI and the experiment scripts.
+
+A run is described by three sections, each a dataclass that round-trips through dict/YAML:
+
+- :class:`DataConfig`: which data, window lengths, protocol, scaling, batch sizes.
+- ``model``: overrides of :class:`~tsattn.models.mtgnn.MTGNNConfig` fields (checked against them).
+  ``num_nodes``, ``seq_len``, ``horizon`` and ``time_features`` come from the data and are not
+  set here.
+- :class:`TrainConfig`: loss, optimiser, schedule, clipping, stopping, devices, seed.
+
+:class:`RunConfig` holds the three plus a run name and output folder.
+
+>>> cfg = RunConfig(data=DataConfig(data="ETTh1", horizon=96))
+>>> cfg = cfg.with_overrides(["model.mixer=eca", "train.lr=1e-3"])
+>>> cfg.model["mixer"], cfg.train.lr
+('eca', 0.001)
+>>> RunConfig.from_dict(cfg.to_dict()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tsattn.models.mtgnn import MTGNNConfig
+
+__all__ = ["DERIVED_MODEL_FIELDS", "DataConfig", "RunConfig", "TrainConfig", "split_options"]
+
+# MTGNNConfig fields that the data decides; a user never sets them directly.
+DERIVED_MODEL_FIELDS = ("num_nodes", "seq_len", "horizon", "time_features")
+
+LOSSES = ("mse", "l1")
+LR_SCHEDULES = ("none", "exponential", "cosine")
+PROTOCOLS = ("auto", "tslib", "mtgnn", "holdout")
+SCALINGS = ("standard", "maxabs_legacy", "none")
+
+
+def _choice(name: str, value: str, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not valid: choose one of {', '.join(choices)}.")
+
+
+class _Section:
+    """Dict round-trip with a clear error for unknown keys."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None):
+        data = dict(data or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} field(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(names))}."
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class DataConfig(_Section):
+    """What to train on and how it is windowed (see ``tsattn.data.TimeSeriesDataModule``).
+
+    ``data`` is a registered dataset name or a CSV path (the CLI needs it; the Python API passes
+    DataFrames directly and leaves it ``None``).
+    """
+
+    data: str | None = None
+    seq_len: int = 96
+    horizon: int = 96
+    protocol: str = "auto"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    scaling: str = "standard"
+    use_time_features: bool = True
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("data.protocol", self.protocol, PROTOCOLS)
+        _choice("data.scaling", self.scaling, SCALINGS)
+        if self.seq_len < 1 or self.horizon < 1:
+            raise ValueError(
+                f"data.seq_len={self.seq_len} and data.horizon={self.horizon} must both be >= 1."
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"data.batch_size={self.batch_size} must be >= 1.")
+
+
+@dataclass
+class TrainConfig(_Section):
+    """How to train.
+
+    ``lr_schedule``: ``exponential`` multiplies the learning rate by ``lr_decay`` after every
+    epoch (the Time-Series-Library recipe halves it: ``lr_decay=0.5``), ``cosine`` anneals it to 0
+    over ``max_epochs``, ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off).
+    ``patience`` is early stopping on ``val_loss`` (0 = off); the best checkpoint is reloaded
+    before testing. ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n
+    optimiser steps, for resuming a killed run mid-epoch.
+    """
+
+    loss: str = "mse"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "exponential"
+    lr_decay: float = 0.5
+    grad_clip: float = 5.0
+    max_epochs: int = 10
+    max_steps: int = -1
+    patience: int = 3
+    seed: int = 0
+    precision: str = "32-true"
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    progress_bar: bool = True
+    limit_train_batches: float | int = 1.0
+    limit_val_batches: float | int = 1.0
+    limit_test_batches: float | int = 1.0
+    checkpoint_every_n_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        _choice("train.loss", self.loss, LOSSES)
+        _choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.lr <= 0:
+            raise ValueError(f"train.lr={self.lr} must be > 0.")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.patience < 0:
+            raise ValueError(
+                f"train.grad_clip={self.grad_clip}, train.weight_decay={self.weight_decay} and "
+                f"train.patience={self.patience} must be >= 0 (0 turns each off)."
+            )
+        if self.max_epochs < 1 and self.max_steps < 1:
+            raise ValueError("set train.max_epochs >= 1 or train.max_steps >= 1.")
+
+
+def _model_overrides(model: Mapping[str, Any] | None) -> dict[str, Any]:
+    model = dict(model or {})
+    names = {f.name for f in dataclasses.fields(MTGNNConfig)}
+    derived = sorted(set(model) & set(DERIVED_MODEL_FIELDS))
+    if derived:
+        raise ValueError(
+            f"model.{derived[0]} is set by the data: use data.seq_len / data.horizon instead "
+            f"(num_nodes and time_features follow the data's columns and dates)."
+        )
+    unknown = sorted(set(model) - names)
+    if unknown:
+        valid = sorted(names - set(DERIVED_MODEL_FIELDS))
+        raise ValueError(f"unknown model field(s) {', '.join(unknown)}; valid: {', '.join(valid)}.")
+    return model
+
+
+@dataclass
+class RunConfig:
+    """One run: data, model overrides, training, and where its folder goes."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str | None = None
+    output_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        self.model = _model_overrides(self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "output_dir": self.output_dir,
+            "data": self.data.to_dict(),
+            "model": dict(self.model),
+            "train": self.train.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        data = dict(data)
+        unknown = sorted(set(data) - {"name", "output_dir", "data", "model", "train"})
+        if unknown:
+            raise ValueError(
+                f"unknown config section(s) {', '.join(unknown)}; "
+                "valid: name, output_dir, data, model, train."
+            )
+        return cls(
+            data=DataConfig.from_dict(data.get("data")),
+            model=dict(data.get("model") or {}),
+            train=TrainConfig.from_dict(data.get("train")),
+            name=data.get("name"),
+            output_dir=data.get("output_dir", "runs"),
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+        if not isinstance(loaded, Mapping):
+            raise ValueError(f"{path}: a config file must hold a mapping with data/model/train.")
+        return cls.from_dict(loaded)
+
+    def to_yaml(self, path: str | Path) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(self.to_dict(), handle, sort_keys=False)
+
+    def with_overrides(self, overrides: Iterable[str]) -> RunConfig:
+        """Apply ``section.key=value`` strings; values are parsed as YAML (``1e-3``, ``true``).
+
+        >>> RunConfig().with_overrides(["data.horizon=24"]).data.horizon
+        24
+        """
+        raw = self.to_dict()
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            parts = key.strip().split(".")
+            if not sep or not parts[0]:
+                raise ValueError(f"override {item!r}: write it as section.key=value.")
+            target = raw
+            for part in parts[:-1]:
+                if not isinstance(target.get(part), dict):
+                    raise ValueError(
+                        f"override {item!r}: {part!r} is not a section "
+                        "(use data.*, model.*, train.*, name or output_dir)."
+                    )
+                target = target[part]
+            target[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+        return RunConfig.from_dict(raw)
+
+
+def split_options(options: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+    """Sort flat keyword options into (data, model, train) by field name.
+
+    >>> split_options({"horizon": 24, "mixer": "se", "lr": 1e-3})
+    ({'horizon': 24}, {'mixer': 'se'}, {'lr': 0.001})
+    """
+    data_names = {f.name for f in dataclasses.fields(DataConfig)} - {"data"}
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_names = {f.name for f in dataclasses.fields(MTGNNConfig)} - set(DERIVED_MODEL_FIELDS)
+    data, model, train = {}, {}, {}
+    for key, value in options.items():
+        if key in data_names:
+            data[key] = value
+        elif key in train_names:
+            train[key] = value
+        elif key in model_names:
+            model[key] = value
+        else:
+            valid = sorted(data_names | train_names | model_names)
+            raise ValueError(f"unknown option {key!r}; valid options: {', '.join(valid)}.")
+    return data, model, train

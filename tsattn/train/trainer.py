@@ -1,0 +1,269 @@
+"""Trainer factory and the fit -> reload best -> test driver used by the API, CLI and scripts.
+
+:func:`build_trainer` turns a :class:`~tsattn.train.config.TrainConfig` into a Lightning
+``Trainer``: accelerator/devices/strategy/precision, early stopping on ``val_loss``, a ``best``
+checkpoint, a ``last`` checkpoint (every n steps when asked, for mid-epoch resume), gradient
+clipping by global norm, a CSV logger, a progress bar that can be silenced, and the
+:class:`~tsattn.train.resume.DeterministicResume` callback.
+
+:func:`fit_datamodule` builds the model from the data's shape, trains, reloads the best
+checkpoint and tests, returning a :class:`TrainResult`.
+
+Under DDP (``strategy="ddp"``, ``devices>1``) the training windows are sharded across ranks by
+:class:`~tsattn.train.resume.EpochShuffleSampler`; validation and test loaders are *not*
+sharded (``use_distributed_sampler=False``), so every rank scores every window once and the
+reported metrics are exact (a ``DistributedSampler`` would pad the test set with repeats).
+
+>>> from tsattn.train.config import TrainConfig
+>>> trainer, _ = build_trainer(TrainConfig(max_steps=1, progress_bar=False), "/tmp/tsattn-doc")
+>>> trainer.max_steps
+1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from tsattn.models.mtgnn import MTGNNConfig
+from tsattn.train.config import TrainConfig
+from tsattn.train.module import ForecastModule
+from tsattn.train.resume import DeterministicResume, resumable_loader
+
+__all__ = ["EpochTimer", "TrainResult", "build_trainer", "fit_datamodule", "scaler_affine"]
+
+
+class EpochTimer(pl.Callback):
+    """Wall time of each training epoch, validation excluded (``seconds`` list)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+        self._val = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start, self._val = time.perf_counter(), 0.0
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.training:
+            self._val += time.perf_counter() - self._val_start
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.seconds.append(time.perf_counter() - self._start - self._val)
+
+
+def build_trainer(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    has_val: bool = True,
+    batches_per_epoch: int | None = None,
+    callbacks: Iterable[pl.Callback] = (),
+) -> tuple[pl.Trainer, ModelCheckpoint | None]:
+    """A configured ``Trainer`` writing into ``run_dir``, and its ``best`` checkpoint callback.
+
+    ``has_val=False`` (no validation windows) drops early stopping and the ``best`` checkpoint.
+    When ``max_steps`` ends training inside the first epoch (``batches_per_epoch`` known),
+    validation runs at that last step, so a short run still has a validated checkpoint.
+    """
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    all_callbacks = list(callbacks)
+    best = None
+    if has_val:
+        best = ModelCheckpoint(
+            dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1
+        )
+        all_callbacks.append(best)
+        if cfg.patience:
+            all_callbacks.append(
+                EarlyStopping(
+                    monitor="val_loss",
+                    mode="min",
+                    patience=cfg.patience,
+                    check_on_train_epoch_end=False,
+                )
+            )
+    all_callbacks.append(
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            save_top_k=0,
+            save_last=True,
+            every_n_train_steps=cfg.checkpoint_every_n_steps,
+        )
+    )
+    val_check_interval = None
+    if batches_per_epoch and 0 < cfg.max_steps < batches_per_epoch:
+        val_check_interval = cfg.max_steps
+    trainer = pl.Trainer(
+        val_check_interval=val_check_interval,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        max_epochs=cfg.max_epochs if cfg.max_epochs >= 1 else -1,
+        max_steps=cfg.max_steps,
+        gradient_clip_val=cfg.grad_clip or None,
+        gradient_clip_algorithm="norm",
+        limit_train_batches=cfg.limit_train_batches,
+        limit_val_batches=cfg.limit_val_batches if has_val else 0,
+        limit_test_batches=cfg.limit_test_batches,
+        callbacks=all_callbacks,
+        logger=CSVLogger(run_dir, name="", version=""),
+        default_root_dir=run_dir,
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=cfg.progress_bar,
+        log_every_n_steps=10,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+    )
+    return trainer, best
+
+
+def scaler_affine(scaler: Any, num_nodes: int) -> tuple[list[float], list[float]]:
+    """``(loc, scale)`` with ``scaled = (x - loc) / scale`` for any per-column affine scaler.
+
+    Read off the scaler by probing ``transform`` at 0 and 1, so it works for standard, max-abs
+    and identity scaling alike without depending on the scaler's attribute names.
+    """
+    if scaler is None:
+        return [0.0] * num_nodes, [1.0] * num_nodes
+    probe = np.stack([np.zeros(num_nodes), np.ones(num_nodes)]).astype(np.float64)  # (2, N)
+    out = np.asarray(scaler.transform(probe), dtype=np.float64)
+    step = out[1] - out[0]  # 1 / scale
+    if not np.all(np.isfinite(step)) or np.any(step == 0):
+        raise ValueError("the data's scaler is not an invertible per-column affine map.")
+    scale = 1.0 / step
+    loc = -out[0] * scale
+    return loc.tolist(), scale.tolist()
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit_datamodule` hands back."""
+
+    module: ForecastModule
+    trainer: pl.Trainer
+    metrics: dict[str, float] = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
+    best_checkpoint: str | None = None
+
+
+def _protocol_of(datamodule: Any) -> str:
+    return str(getattr(datamodule, "protocol", "holdout"))
+
+
+def fit_datamodule(
+    datamodule: Any,
+    *,
+    model: Mapping[str, Any] | None = None,
+    train: TrainConfig | None = None,
+    use_time_features: bool = True,
+    run_dir: str | Path,
+    ckpt_path: str | None = None,
+    callbacks: Iterable[pl.Callback] = (),
+    test: bool = True,
+    module_class: type[ForecastModule] = ForecastModule,
+) -> TrainResult:
+    """Seed, build the model from the data's shape, fit, reload the best checkpoint, test.
+
+    ``datamodule`` follows the ``tsattn.data.TimeSeriesDataModule`` contract (``seq_len``,
+    ``num_nodes``, ``output_length``, ``n_time_features``, ``scaler``, ``window_counts``, the
+    dataloaders).
+    ``ckpt_path`` (``"last"`` or a path) resumes a killed run. Returns the trained module (with
+    the best weights), the trainer, and ``val_*``/``test_*`` metrics.
+    """
+    cfg = train or TrainConfig()
+    with _lightning_output(verbose=cfg.progress_bar):
+        return _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callbacks,
+                    test, module_class)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _lightning_output(verbose: bool) -> Iterator[None]:
+    """Hide Lightning's banner and hints unless ``verbose``; always hide the warning that a
+    mid-epoch resume is unreliable, which :mod:`tsattn.train.resume` makes untrue."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
+        if not verbose:
+            logger.setLevel(logging.WARNING)
+            warnings.filterwarnings("ignore", message=".*does not have many workers")
+            warnings.filterwarnings("ignore", message=".*exists and is not empty")
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
+
+def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callbacks, test,
+         module_class) -> TrainResult:  # fmt: skip
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule.setup()
+    seq_len = datamodule.seq_len
+    counts = datamodule.window_counts
+    if counts.get("train", 0) < 1:
+        raise ValueError(
+            f"no training windows (counts {counts}): the series is too short for "
+            f"seq_len={seq_len} + horizon; use a shorter seq_len/horizon or more history."
+        )
+    model_config = MTGNNConfig(
+        num_nodes=datamodule.num_nodes,
+        seq_len=seq_len,
+        horizon=datamodule.output_length,
+        time_features=datamodule.n_time_features if use_time_features else 0,
+        **dict(model or {}),
+    )
+    loc, scale = scaler_affine(getattr(datamodule, "scaler", None), datamodule.num_nodes)
+    protocol = _protocol_of(datamodule)
+    module = module_class(
+        model_config.to_dict(),
+        cfg.to_dict(),
+        metric_space="original" if protocol == "mtgnn" else "scaled",
+        scaler_loc=loc,
+        scaler_scale=scale,
+    )
+    has_val = counts.get("val", 0) > 0
+    train_loader = resumable_loader(datamodule.train_dataloader(), cfg.seed)
+    timer = EpochTimer()
+    extra = [DeterministicResume(train_loader, cfg.seed), timer, *callbacks]
+    batches = len(train_loader)
+    limit = cfg.limit_train_batches
+    batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
+    trainer, best = build_trainer(
+        cfg, run_dir, has_val=has_val, batches_per_epoch=batches, callbacks=extra
+    )
+    trainer.fit(
+        module,
+        train_dataloaders=train_loader,
+        val_dataloaders=datamodule.val_dataloader() if has_val else None,
+        ckpt_path=ckpt_path,
+    )
+    best_path = best.best_model_path if best is not None and best.best_model_path else None
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+    if best_path:
+        state = torch.load(best_path, map_location="cpu", weights_only=False)
+        module.load_state_dict(state["state_dict"])
+        metrics["best_val_loss"] = float(best.best_model_score)
+    if test and counts.get("test", 0) > 0:
+        results = trainer.test(
+            module, dataloaders=datamodule.test_dataloader(), verbose=cfg.progress_bar
+        )
+        metrics.update({k: float(v) for k, v in results[0].items()})
+    return TrainResult(module, trainer, metrics, timer.seconds, best_path)
