@@ -31,7 +31,7 @@ from tsattn.data import TimeSeriesDataModule, future_index, load_dataset, time_f
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
 from tsattn.train.config import DataConfig, RunConfig, TrainConfig, split_options
 from tsattn.train.metrics import MetricAccumulator
-from tsattn.train.trainer import TrainResult, fit_datamodule
+from tsattn.train.trainer import TrainResult, build_datamodule, fit_datamodule, scaler_affine
 
 __all__ = ["FORECAST_DEFAULTS", "Forecaster", "forecast"]
 
@@ -135,22 +135,17 @@ class Forecaster:
 
     # ------------------------------------------------------------------ fitting
     def _datamodule(self, data: Any, val_data: Any = None) -> TimeSeriesDataModule:
-        cfg = self.config.data
-        options = dict(
-            protocol=cfg.protocol, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-            scaling=cfg.scaling, use_time_features=cfg.use_time_features,
-            batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
-            num_workers=cfg.num_workers,
-        )  # fmt: skip
-        if val_data is not None:
-            data = self._join_validation(load_dataset(data), load_dataset(val_data))
-            # int(fraction * n) must give exactly len(val_data) rows: aim half a row above.
-            options.update(
-                protocol="holdout",
-                val_fraction=(self._n_val + 0.5) / len(data),
-                test_fraction=0.0,
-            )
-        return TimeSeriesDataModule(data, cfg.seq_len, cfg.horizon, **options)
+        if val_data is None:
+            return build_datamodule(self.config.data, data)
+        joined = self._join_validation(load_dataset(data), load_dataset(val_data))
+        # int(fraction * n) must give exactly len(val_data) rows: aim half a row above.
+        return build_datamodule(
+            self.config.data,
+            joined,
+            protocol="holdout",
+            val_fraction=(self._n_val + 0.5) / len(joined),
+            test_fraction=0.0,
+        )
 
     def _join_validation(self, history: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
         if list(val.columns) != list(history.columns):
@@ -327,6 +322,44 @@ class Forecaster:
                 acc.update(pred, y)
         return {**acc.compute(), "windows": windows}
 
+    def test(self, data: Any = None) -> dict[str, float]:
+        """Metrics on the test split of ``data`` under the training protocol and split.
+
+        ``data`` defaults to the configured dataset (``config.data.data``); it must be the data
+        the model was trained on (its train-split scaling is checked against the model's).
+        """
+        model = self._require_fitted()
+        data = self.config.data.data if data is None else data
+        if data is None:
+            raise ValueError("no data to test on: pass data (the model's config names none).")
+        dm = self._datamodule(data)
+        dm.setup()
+        if dm.columns != self.columns:
+            raise ValueError(f"data has columns {dm.columns} but the model has {self.columns}.")
+        if dm.window_counts["test"] == 0:
+            raise ValueError("the data has no test split: set test_fraction > 0.")
+        loc, scale = scaler_affine(dm.scaler, dm.num_nodes)
+        if not (
+            np.allclose(loc, self.scaler_loc.numpy(), rtol=1e-4, atol=1e-6)
+            and np.allclose(scale, self.scaler_scale.numpy(), rtol=1e-4, atol=1e-6)
+        ):
+            raise ValueError(
+                "the train split of this data scales differently from the model's training "
+                "data: test on the data (and split options) the model was trained on."
+            )
+        acc = MetricAccumulator()
+        device = next(model.parameters()).device
+        loc_t, scale_t = self.scaler_loc.to(device), self.scaler_scale.to(device)
+        with torch.no_grad():
+            for x, y, x_mark in dm.test_dataloader():
+                x, y = x.to(device), y.to(device)
+                marks = x_mark.to(device) if model.config.time_features else None
+                pred = model.eval()(x, marks).float()  # (B, H, N)
+                if self.protocol == "mtgnn":
+                    pred, y = pred * scale_t + loc_t, y * scale_t + loc_t
+                acc.update(pred, y)
+        return {f"test_{k}": v for k, v in acc.compute().items()}
+
     # ------------------------------------------------------------------ storage
     def save(self, path: str | Path) -> Path:
         """Write weights, configs, scaler statistics, columns, freq and history tail to ``path``."""
@@ -344,7 +377,7 @@ class Forecaster:
             "output_length": self.output_length,
             "metrics": {k: v for k, v in self.metrics_.items() if math.isfinite(v)},
             "history": {
-                "values": torch.as_tensor(self.history_.to_numpy(dtype=np.float64)),
+                "values": torch.tensor(self.history_.to_numpy(dtype=np.float64)),
                 "index": _index_to_payload(self.history_.index),
             },
         }

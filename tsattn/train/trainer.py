@@ -37,12 +37,20 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from tsattn.data import TimeSeriesDataModule
 from tsattn.models.mtgnn import MTGNNConfig
-from tsattn.train.config import TrainConfig
+from tsattn.train.config import DataConfig, TrainConfig
 from tsattn.train.module import ForecastModule
 from tsattn.train.resume import DeterministicResume, resumable_loader
 
-__all__ = ["EpochTimer", "TrainResult", "build_trainer", "fit_datamodule", "scaler_affine"]
+__all__ = [
+    "EpochTimer",
+    "TrainResult",
+    "build_datamodule",
+    "build_trainer",
+    "fit_datamodule",
+    "scaler_affine",
+]
 
 
 class EpochTimer(pl.Callback):
@@ -133,6 +141,22 @@ def build_trainer(
         num_sanity_val_steps=0,
     )
     return trainer, best
+
+
+def build_datamodule(cfg: DataConfig, data: Any = None, **overrides: Any) -> TimeSeriesDataModule:
+    """The ``TimeSeriesDataModule`` a :class:`DataConfig` describes; ``data`` (a DataFrame,
+    path or name) replaces ``cfg.data``, ``overrides`` replace constructor options."""
+    data = cfg.data if data is None else data
+    if data is None:
+        raise ValueError("no data given: set data.data (a dataset name or a CSV path).")
+    options = dict(
+        protocol=cfg.protocol, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+        scaling=cfg.scaling, use_time_features=cfg.use_time_features,
+        batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
+        num_workers=cfg.num_workers,
+    )  # fmt: skip
+    options.update(overrides)
+    return TimeSeriesDataModule(data, cfg.seq_len, cfg.horizon, **options)
 
 
 def scaler_affine(scaler: Any, num_nodes: int) -> tuple[list[float], list[float]]:
