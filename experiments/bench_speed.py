@@ -1,0 +1,281 @@
+"""Speed and memory of the temporal core and of the whole model.
+
+Prints three tables (and writes them to ``experiments/results/bench_speed.md``):
+
+1. fused vs textbook gated dilated inception: same weights, same inputs, forward + backward,
+   timed alternately in one run, with the ratio textbook / fused;
+2. one MTGNN training step (forward, MSE, backward, Adam) at the ETTh1-like and the
+   electricity-like shape, with peak memory;
+3. one row per fusion (``tsattn.list_fusions()``) at both shapes: parameters, step time as a
+   ratio to ``skip`` in the same run, peak memory.
+
+Timing: every case is warmed up once, then the cases of a table are timed round-robin
+``--repeats`` times and the median is kept, so a noisy neighbour slows all of them alike.
+
+Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` over one step. On CPU, each case runs
+once in a fresh subprocess that reports ``step peak = peak RSS after the step - RSS before it``
+(``ru_maxrss`` and ``/proc/self/statm``), after a one-sample warm-up step that loads the
+kernels and creates the optimizer state: the memory one step needs on top of the model, its
+optimizer state, the inputs and the Python runtime, which are all in ``process peak``.
+
+Usage::
+
+    python experiments/bench_speed.py            # CPU, both shapes
+    python experiments/bench_speed.py --quick    # fewer repeats, ETTh1-like shape only
+    python experiments/bench_speed.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.nn.reference import textbook_gated_temporal_conv  # noqa: E402
+from tsattn import MTGNN, MTGNNConfig, list_fusions  # noqa: E402
+from tsattn.nn.temporal import GatedTemporalConv  # noqa: E402
+
+# name -> (batch size, model config): the shapes named in the foundation issue
+SHAPES: dict[str, tuple[int, dict]] = {
+    "ETTh1-like (B=32, N=7, T=96, H=96)": (
+        32,
+        dict(num_nodes=7, seq_len=96, horizon=96),
+    ),
+    "electricity-like (B=16, N=321, T=168, H=24)": (
+        16,
+        dict(preset="single_step", num_nodes=321, seq_len=168, horizon=24),
+    ),
+}
+
+
+def make_config(spec: dict, **overrides) -> MTGNNConfig:
+    spec = {**spec, **overrides}
+    preset = spec.pop("preset", None)
+    return MTGNNConfig.preset(preset, **spec) if preset else MTGNNConfig(**spec)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_round_robin(
+    cases: dict[str, Callable[[], None]], repeats: int, device: torch.device
+) -> dict[str, float]:
+    for run in cases.values():  # warm-up
+        run()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, run in cases.items():
+            sync(device)
+            start = time.perf_counter()
+            run()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def gated_conv_case(shape: tuple[int, dict], device: torch.device):
+    """The first gated layer of the model at ``shape``: its input and a module."""
+    batch, spec = shape
+    cfg = make_config(spec)
+    length = max(cfg.seq_len, cfg.receptive_field)
+    module = GatedTemporalConv(cfg.residual_channels, cfg.conv_channels, cfg.kernel_set).to(device)
+    x = torch.randn(batch, cfg.residual_channels, cfg.num_nodes, length, device=device)
+    return module, x.requires_grad_()
+
+
+def model_step(cfg: MTGNNConfig, batch: int, device: torch.device) -> tuple[Callable, int]:
+    """``step(rows=None)``: one training step on the first ``rows`` samples (all by default)."""
+    model = MTGNN(cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, cfg.seq_len, cfg.num_nodes, device=device)
+    y = torch.randn(batch, cfg.horizon, cfg.num_nodes, device=device)
+
+    def step(rows: int | None = None) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.mse_loss(model(x[:rows]), y[:rows]).backward()
+        optimizer.step()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_memory_here(case: dict) -> dict:
+    """Run one case once in this process; return its step peak and process peak in bytes."""
+    device = torch.device(case["device"])
+    batch, spec = SHAPES[case["shape"]]
+    if case["kind"] == "model":
+        run, _ = model_step(make_config(spec, **case.get("overrides", {})), batch, device)
+    else:
+        module, x = gated_conv_case(SHAPES[case["shape"]], device)
+        forward = module if case["kind"] == "fused" else None
+
+        def run(rows: int | None = None) -> None:
+            inputs = x[:rows]
+            out = forward(inputs) if forward else textbook_gated_temporal_conv(module, inputs)
+            out.sum().backward()
+
+    # a one-sample warm-up loads the kernels and creates optimizer state, so the measured
+    # full-batch step shows the memory of activations and gradients
+    run(1)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        run()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+        return {"step": peak - base, "process": peak}
+    before = _rss_bytes()
+    run()
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"step": max(0, kilobytes * 1024 - before), "process": kilobytes * 1024}
+
+
+def measure_memory(case: dict) -> dict:
+    """``measure_memory_here`` in a fresh interpreter, so earlier cases do not mask the peak."""
+    if case["device"] == "cuda":
+        return measure_memory_here(case)
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-case", json.dumps(case)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f}"
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> str:
+    rows = []
+    for name in shapes:
+        module, x = gated_conv_case(SHAPES[name], device)
+        with torch.no_grad():
+            err = (module(x) - textbook_gated_temporal_conv(module, x)).abs().max().item()
+
+        def fused(module=module, x=x) -> None:
+            module(x).sum().backward()
+
+        def textbook(module=module, x=x) -> None:
+            textbook_gated_temporal_conv(module, x).sum().backward()
+
+        times = time_round_robin({"fused": fused, "textbook": textbook}, repeats, device)
+        mem = {
+            kind: measure_memory({"kind": kind, "shape": name, "device": device.type})
+            for kind in ("fused", "textbook")
+        }
+        rows.append(
+            [
+                name,
+                f"{tuple(x.shape)}",
+                f"{times['textbook'] * 1e3:.1f}",
+                f"{times['fused'] * 1e3:.1f}",
+                f"**{times['textbook'] / times['fused']:.2f}x**",
+                gib(mem["textbook"]["step"]),
+                gib(mem["fused"]["step"]),
+                f"{err:.1e}",
+            ]
+        )
+    headers = ["shape", "input (B, C, N, T)", "textbook ms", "fused ms", "speed-up",
+               "textbook step GiB", "fused step GiB", "max |diff|"]  # fmt: skip
+    return markdown(headers, rows)
+
+
+def bench_fusions(shapes: list[str], repeats: int, device: torch.device) -> str:
+    rows = []
+    for name in shapes:
+        batch, spec = SHAPES[name]
+        steps, params = {}, {}
+        for fusion in list_fusions():
+            steps[fusion], params[fusion] = model_step(
+                make_config(spec, fusion=fusion), batch, device
+            )
+        times = time_round_robin(steps, repeats, device)
+        for fusion in list_fusions():
+            mem = measure_memory(
+                {
+                    "kind": "model",
+                    "shape": name,
+                    "device": device.type,
+                    "overrides": {"fusion": fusion},
+                }
+            )
+            rows.append(
+                [
+                    name,
+                    fusion,
+                    f"{params[fusion]:,}",
+                    f"{times[fusion]:.3f}",
+                    f"{times[fusion] / times['skip']:.2f}",
+                    gib(mem["step"]),
+                    gib(mem["process"]),
+                ]
+            )
+    headers = ["shape", "fusion", "parameters", "step s", "time / skip",
+               "step peak GiB", "process peak GiB"]  # fmt: skip
+    return markdown(headers, rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="2 repeats, ETTh1-like shape only")
+    parser.add_argument("--out", type=Path, default=ROOT / "experiments/results/bench_speed.md")
+    parser.add_argument("--memory-case", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_case:
+        print(json.dumps(measure_memory_here(json.loads(args.memory_case))))
+        return
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    shapes = list(SHAPES)[:1] if args.quick else list(SHAPES)
+    repeats = 2 if args.quick else args.repeats
+    header = (
+        f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"median of {repeats} round-robin repeats"
+    )
+    print(header, flush=True)
+    sections = [("Fused vs textbook gated dilated inception (forward + backward)",
+                 bench_gated_conv(shapes, repeats, device)),
+                ("MTGNN training step per fusion (forward, MSE, backward, Adam)",
+                 bench_fusions(shapes, repeats, device))]  # fmt: skip
+    text = [f"# bench_speed\n\n{header}\n"]
+    for title, table in sections:
+        print(f"\n## {title}\n\n{table}", flush=True)
+        text.append(f"## {title}\n\n{table}\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(text))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
