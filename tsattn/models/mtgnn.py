@@ -7,8 +7,8 @@ One layer: gated dilated-inception convolution -> dropout -> mixer -> graph mix-
 and ``A^T`` (or a 1x1 convolution when the graph is off) -> residual -> LayerNorm over
 ``(C, N, T)``. The gated output of every layer, together with the (dropped-out) input and the
 last layer's output, forms the temporal pyramid that the fusion merges into one map
-``(B, C, N, T_f)``; the head collapses its ``T_f`` steps and maps to the horizon. With ``mixer="identity"``, ``fusion="skip"`` and ``revin=False`` this
-is the official architecture.
+``(B, C, N, T_f)``; the head collapses its ``T_f`` steps and maps to the horizon. With
+``mixer="identity"``, ``fusion="skip"`` and ``revin=False`` this is the official architecture.
 
 Departures from the official code: the mixer slot, the fusion choice, optional RevIN, calendar
 features as extra input channels, a fixed top-k tie-break (see :mod:`tsattn.nn.graph`), and a
