@@ -47,8 +47,25 @@ def _choice(name: str, value: str, choices: Iterable[str]) -> None:
         raise ValueError(f"{name}={value!r} is not valid: choose one of {', '.join(choices)}.")
 
 
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    """Match a YAML/CLI value to a field's declared type (``"1e-3"`` is a string in YAML)."""
+    if value is None or not isinstance(value, str):
+        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    base = kind.replace(" | None", "")
+    try:
+        if base == "float":
+            return float(value)
+        if base == "int":
+            return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number.") from None
+    return value
+
+
 class _Section:
-    """Dict round-trip with a clear error for unknown keys."""
+    """Dict round-trip with a clear error for unknown keys, values coerced to field types."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None):
@@ -60,7 +77,8 @@ class _Section:
                 f"unknown {cls.__name__} field(s) {', '.join(unknown)}; "
                 f"valid: {', '.join(sorted(names))}."
             )
-        return cls(**data)
+        kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        return cls(**{k: _coerce(k, kinds[k], v) for k, v in data.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,7 +174,8 @@ def _model_overrides(model: Mapping[str, Any] | None) -> dict[str, Any]:
     if unknown:
         valid = sorted(names - set(DERIVED_MODEL_FIELDS))
         raise ValueError(f"unknown model field(s) {', '.join(unknown)}; valid: {', '.join(valid)}.")
-    return model
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(MTGNNConfig)}
+    return {k: _coerce(f"model.{k}", kinds[k], v) for k, v in model.items()}
 
 
 @dataclass

@@ -1,0 +1,44 @@
+"""Fit the toy model with DDP on 2 CPU processes (gloo); each rank writes its results.
+
+Run by ``test_ddp.py`` as ``python tests/train/ddp_fit.py OUT_DIR``; Lightning relaunches this
+script for rank 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.train.conftest import TINY_MODEL  # noqa: E402
+from tests.train.toy import ToyDataModule  # noqa: E402
+from tsattn.train import TrainConfig, fit_datamodule  # noqa: E402
+
+
+def main(out: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = TrainConfig(
+        max_epochs=1, accelerator="cpu", devices=2, strategy="ddp", progress_bar=False, patience=0
+    )
+    result = fit_datamodule(ToyDataModule(), model=TINY_MODEL, train=cfg, run_dir=out / "run")
+    rank = result.trainer.global_rank
+    weights = b"".join(
+        v.detach().cpu().numpy().tobytes() for v in result.module.state_dict().values()
+    )
+    payload = {
+        "rank": rank,
+        "world_size": result.trainer.world_size,
+        "train_batches": result.trainer.num_training_batches,
+        "metrics": {k: v for k, v in result.metrics.items() if k.startswith("test_")},
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    (out / f"rank{rank}.json").write_text(json.dumps(payload))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,45 @@
+"""Run configuration: YAML round trip, overrides, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tsattn.train.config import DataConfig, RunConfig, TrainConfig, split_options
+
+
+def test_yaml_round_trip_and_overrides(tmp_path):
+    cfg = RunConfig(data=DataConfig(data="ETTh1", horizon=96), model={"layers": 2})
+    cfg = cfg.with_overrides(["model.mixer=eca", "train.lr=1e-3", "train.progress_bar=false"])
+    cfg.to_yaml(tmp_path / "cfg.yaml")
+    back = RunConfig.from_yaml(tmp_path / "cfg.yaml")
+    assert back == cfg
+    assert back.model == {"layers": 2, "mixer": "eca"}
+    assert back.train.lr == 1e-3 and back.train.progress_bar is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lrr=1", "unknown TrainConfig field"),
+        ("model.num_nodes=3", "model.num_nodes is set by the data"),
+        ("model.mixr=se", "unknown model field"),
+        ("train.loss=huber", "train.loss='huber' is not valid: choose one of mse, l1"),
+        ("nosuch.key=1", "'nosuch' is not a section"),
+        ("train.lr", "write it as section.key=value"),
+    ],
+)
+def test_bad_overrides_raise_clear_errors(override, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig().with_overrides([override])
+
+
+def test_split_options_sorts_flat_keywords():
+    data, model, train = split_options({"horizon": 24, "mixer": "se", "lr": 0.1})
+    assert (data, model, train) == ({"horizon": 24}, {"mixer": "se"}, {"lr": 0.1})
+    with pytest.raises(ValueError, match="unknown option 'horizn'"):
+        split_options({"horizn": 3})
+
+
+def test_train_config_validates():
+    with pytest.raises(ValueError, match="train.lr=0"):
+        TrainConfig(lr=0)

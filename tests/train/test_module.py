@@ -1,0 +1,84 @@
+"""The LightningModule and trainer factory: clipping, NaN guard, metric units, schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.train.conftest import TINY_MODEL
+from tests.train.toy import ToyDataModule
+from tsattn.train import ForecastModule, TrainConfig, fit_datamodule
+
+
+class RecordingModule(ForecastModule):
+    """Records the global gradient norm before and after Lightning's clipping."""
+
+    norms: list[tuple[float, float]]
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ):
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        before = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        after = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        type(self).norms.append((float(before), float(after)))
+
+
+def _fit(dm, tmp_path, module_class=ForecastModule, **train):
+    options = {"max_steps": 4, "progress_bar": False, "patience": 0, **train}
+    return fit_datamodule(dm, model=TINY_MODEL, train=TrainConfig(**options), run_dir=tmp_path,
+                          module_class=module_class)  # fmt: skip
+
+
+def test_gradient_clipping_really_clips(toy, tmp_path):
+    RecordingModule.norms = []
+    _fit(toy, tmp_path, RecordingModule, grad_clip=1e-3)
+    assert len(RecordingModule.norms) == 4
+    for before, after in RecordingModule.norms:
+        assert before > 1e-3  # clipping had work to do
+        assert after <= 1e-3 * (1 + 1e-4)
+
+
+def test_non_finite_loss_stops_with_the_step(tmp_path):
+    dm = ToyDataModule()
+    x, y, m = dm.sets["train"].tensors
+    y[:] = float("nan")
+    with pytest.raises(
+        FloatingPointError, match=r"training loss is nan at global step 0 \(epoch 0"
+    ):
+        _fit(dm, tmp_path)
+
+
+def test_fit_reports_finite_metrics_and_reloads_best(toy, tmp_path):
+    result = _fit(toy, tmp_path, max_steps=-1, max_epochs=2)
+    for name in ("test_mse", "test_mae", "test_rse", "test_corr", "best_val_loss"):
+        assert torch.isfinite(torch.tensor(result.metrics[name])), name
+    assert result.best_checkpoint.endswith("best.ckpt")
+    best = torch.load(result.best_checkpoint, weights_only=False)["state_dict"]
+    assert all(torch.equal(v, result.module.state_dict()[k]) for k, v in best.items())
+    assert (tmp_path / "metrics.csv").is_file()
+    assert len(result.epoch_seconds) == 2
+
+
+def test_original_units_metrics_for_mtgnn_protocol(tmp_path):
+    scaled = _fit(ToyDataModule(protocol="holdout"), tmp_path / "a")
+    original = _fit(ToyDataModule(protocol="mtgnn"), tmp_path / "b")
+    assert original.module.metric_space == "original"
+    # same weights and data: MAE in original units = scaled MAE x the per-variable scale
+    scale = original.module.scaler_scale
+    assert original.metrics["test_mae"] != pytest.approx(scaled.metrics["test_mae"], rel=1e-3)
+    assert scale.min() < original.metrics["test_mae"] / scaled.metrics["test_mae"] < scale.max()
+    assert original.metrics["test_rse"] == pytest.approx(scaled.metrics["test_rse"], rel=0.5)
+
+
+def test_exponential_schedule_halves_lr_each_epoch():
+    module = ForecastModule(
+        {"num_nodes": 2, "seq_len": 8, "horizon": 2, **TINY_MODEL},
+        TrainConfig(lr=0.1, lr_schedule="exponential", lr_decay=0.5).to_dict(),
+    )
+    config = module.configure_optimizers()
+    config["optimizer"].step()
+    sched = config["lr_scheduler"]["scheduler"]
+    sched.step()
+    assert sched.get_last_lr() == [pytest.approx(0.05)]
