@@ -15,9 +15,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.train.conftest import TINY_MODEL  # noqa: E402
-from tests.train.toy import ToyDataModule  # noqa: E402
-from tsattn.train import TrainConfig, fit_datamodule  # noqa: E402
+from tests.train.conftest import TINY_MODEL
+from tests.train.toy import ToyDataModule
+from tsattn.train import TrainConfig, fit_datamodule
 
 
 def main(out: Path) -> None:

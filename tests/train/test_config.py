@@ -41,5 +41,5 @@ def test_split_options_sorts_flat_keywords():
 
 
 def test_train_config_validates():
-    with pytest.raises(ValueError, match="train.lr=0"):
+    with pytest.raises(ValueError, match=r"train\.lr=0"):
         TrainConfig(lr=0)

@@ -13,14 +13,14 @@ from tsattn.train import EpochShuffleSampler, TrainConfig, fit_datamodule
 KILL_AT = 23  # 16 batches per epoch: inside the second epoch, 2 steps after a checkpoint
 
 
-class Killed(RuntimeError):
+class KilledError(RuntimeError):
     pass
 
 
 class KillAt(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == KILL_AT:
-            raise Killed(f"killed at step {trainer.global_step}")
+            raise KilledError(f"killed at step {trainer.global_step}")
 
 
 def _fit(run_dir, **kwargs):
@@ -31,7 +31,7 @@ def _fit(run_dir, **kwargs):
 
 def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path):
     straight = _fit(tmp_path / "straight")
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         _fit(tmp_path / "killed", callbacks=[KillAt()])
     last = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=False)
     assert last["global_step"] == 21  # the resume really starts mid-epoch
