@@ -77,30 +77,24 @@ def _index_to_payload(index: pd.Index) -> dict[str, Any]:
     if isinstance(index, pd.DatetimeIndex):
         return {
             "kind": "datetime",
-            "ns": torch.from_numpy(index.as_unit("ns").asi8.copy()),
+            "ticks": torch.from_numpy(index.asi8.copy()),
+            "unit": index.unit,
             "tz": None if index.tz is None else str(index.tz),
             "name": index.name,
         }
-    return {
-        "kind": "range",
-        "values": torch.as_tensor(np.asarray(index, dtype=np.int64)),
-        "name": index.name,
-    }
+    values = torch.as_tensor(np.asarray(index, dtype=np.int64))
+    return {"kind": "steps", "values": values, "name": index.name}
 
 
 def _index_from_payload(payload: Mapping[str, Any]) -> pd.Index:
     if payload["kind"] == "datetime":
-        index = pd.DatetimeIndex(
-            payload["ns"].numpy().astype("datetime64[ns]"), name=payload["name"]
-        )
+        ticks = payload["ticks"].numpy().astype(f"datetime64[{payload['unit']}]")
+        index = pd.DatetimeIndex(ticks, name=payload["name"])
         return index.tz_localize("UTC").tz_convert(payload["tz"]) if payload["tz"] else index
     values = payload["values"].numpy()
-    if (
-        len(values) > 1
-        and np.all(np.diff(values) == values[1] - values[0])
-        and values[1] > values[0]
-    ):
-        return pd.RangeIndex(values[0], values[-1] + 1, values[1] - values[0], name=payload["name"])
+    steps = np.diff(values)
+    if len(values) > 1 and steps[0] > 0 and np.all(steps == steps[0]):
+        return pd.RangeIndex(values[0], values[-1] + 1, steps[0], name=payload["name"])
     return pd.Index(values, name=payload["name"])
 
 
