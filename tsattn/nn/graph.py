@@ -89,12 +89,19 @@ class MixHop(nn.Module):
         self.mlp = nn.Conv2d((depth + 1) * c_in, c_out, kernel_size=1)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        adj = adj + torch.eye(adj.size(0), dtype=adj.dtype, device=adj.device)  # (N, N)
-        adj = adj / adj.sum(dim=1, keepdim=True)  # row-normalised
-        hops = [x]
-        h = x
+        batch, channels, nodes, steps = x.shape
+        adj = adj + torch.eye(nodes, dtype=adj.dtype, device=adj.device)  # (N, N)
+        # row-normalised, with the (1 - beta) of every hop folded in
+        adj = (1.0 - self.beta) * adj / adj.sum(dim=1, keepdim=True)
+        # Node-major layout turns each hop into ONE matrix product that also adds beta * X:
+        # H_k = beta * X + ((1 - beta) A_norm) H_{k-1} is addmm(X, A', H_{k-1}, beta=beta).
+        x_n = x.permute(2, 0, 1, 3).reshape(nodes, -1)  # (B, C, N, T) -> (N, B C T)
+        hops = [x_n]
         for _ in range(self.depth):
-            # out[b, c, v, t] = sum_w A[v, w] h[b, c, w, t]: (B, C, N, T) -> (B, C, N, T)
-            h = self.beta * x + (1.0 - self.beta) * torch.einsum("bcwt,vw->bcvt", h, adj)
-            hops.append(h)
-        return self.mlp(torch.cat(hops, dim=1))  # (B, (depth+1) C, N, T) -> (B, c_out, N, T)
+            # out[v] = sum_w A'[v, w] h[w] + beta x[v]: (N, N) x (N, B C T) -> (N, B C T)
+            hops.append(torch.addmm(x_n, adj, hops[-1], beta=self.beta))
+        stacked = torch.stack(hops)  # (depth + 1, N, B C T)
+        stacked = stacked.view(self.depth + 1, nodes, batch, channels, steps)
+        stacked = stacked.permute(2, 0, 3, 1, 4)  # -> (B, depth + 1, C, N, T)
+        stacked = stacked.reshape(batch, -1, nodes, steps)  # -> (B, (depth + 1) C, N, T)
+        return self.mlp(stacked)  # (B, (depth + 1) C, N, T) -> (B, c_out, N, T)
