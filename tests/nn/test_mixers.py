@@ -362,7 +362,7 @@ BAD_ARGUMENTS = [
     ("cbam", {"reduction": -1}, "reduction=-1: pass a number > 0"),
     ("coord", {"reduction": 0}, "reduction=0: pass a number > 0"),
     ("sk", {"reduction": 0}, "reduction=0: pass a number > 0"),
-    ("danet", {"reduction": 0}, "reduction=0: pass an int > 0"),
+    ("danet", {"reduction": 0}, "reduction=0: pass a number > 0"),
     ("cot", {"reduction": 0}, "reduction=0: pass a number > 0"),
     ("eca", {"kernel_size": 4}, "kernel_size=4: pass an odd int >= 1"),
     ("eca", {"gamma": 0}, "gamma=0: pass a number > 0"),

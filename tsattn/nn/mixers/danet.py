@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsattn.nn.mixers._layers import check_channels, check_positive
+from tsattn.nn.mixers._layers import check_channels, reduced_channels
 
 __all__ = ["DualAttention"]
 
@@ -76,18 +76,17 @@ class DualAttention(nn.Module):
     def __init__(
         self,
         channels: int,
-        reduction: int = 8,
+        reduction: float = 8,
         position: str = "axial",
     ) -> None:
         super().__init__()
         check_channels(channels)
-        check_positive("reduction", reduction, integer=True)
         if position not in _POSITION_MODES:
             raise ValueError(
                 f"position={position!r}: pass one of {', '.join(map(repr, _POSITION_MODES))}."
             )
         self.position = position
-        qk_channels = max(1, channels // reduction)
+        qk_channels = reduced_channels(channels, reduction, None)  # max(1, C // 8)
         self.query = nn.Conv2d(channels, qk_channels, kernel_size=1)
         self.key = nn.Conv2d(channels, qk_channels, kernel_size=1)
         self.value = nn.Conv2d(channels, channels, kernel_size=1)
