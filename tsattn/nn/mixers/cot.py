@@ -112,9 +112,8 @@ class ContextualTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
         static = self.key_embed(x)  # (B, C, N, T)
-        weight = self.weight_embed(
-            torch.cat([x, static], dim=1)
-        )  # (B, 2C, N, T) -> (B, G kk, N, T)
+        query_key = torch.cat([x, static], dim=1)  # -> (B, 2C, N, T)
+        weight = self.weight_embed(query_key)  # (B, 2C, N, T) -> (B, G kk, N, T)
         dynamic = self.dynamic_norm(self.local_aggregate(self.value_embed(x), weight))
         pooled = (static + dynamic).mean(dim=(2, 3), keepdim=True)  # (B, C, N, T) -> (B, C, 1, 1)
         attn = self.fuse(pooled).view(b, c, _RADIX)  # (B, 2C, 1, 1) -> (B, C, 2)
