@@ -116,7 +116,8 @@ def run_ablation(
 
 
 def _title(cfg: RunConfig) -> str:
-    return f"{cfg.data.data or 'data'}, L={cfg.data.seq_len}, H={cfg.data.horizon}"
+    data = Path(cfg.data.data).name if cfg.data.data else "data"
+    return f"{data}, L={cfg.data.seq_len}, H={cfg.data.horizon}, protocol {cfg.data.protocol}"
 
 
 def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
@@ -151,9 +152,9 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> No
         "| mixer | runs | MSE | MAE | params | s/epoch |",
         "|---|---|---|---|---|---|",
     ]
-    for mixer, r in table.iterrows():
+    for r in table.itertuples():
         lines.append(
-            f"| {mixer} | {r.runs} | {r.mse_mean:.4f} +- {r.mse_std:.4f} | "
+            f"| {r.Index} | {r.runs} | {r.mse_mean:.4f} +- {r.mse_std:.4f} | "
             f"{r.mae_mean:.4f} +- {r.mae_std:.4f} | {r.params:,} | {r.sec_per_epoch:.1f} |"
         )
     (out_dir / "ablation.md").write_text("\n".join(lines) + "\n")

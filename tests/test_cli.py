@@ -1,0 +1,129 @@
+"""The ``tsattn`` command: fit / test / forecast / ablate / datasets, in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import tsattn
+from tsattn.cli import main
+
+TINY_CONFIG = {
+    "data": {"seq_len": 24, "horizon": 6, "batch_size": 32},
+    "model": {"layers": 1, "conv_channels": 4, "residual_channels": 4, "skip_channels": 8,
+              "end_channels": 8, "node_dim": 4, "top_k": 3},
+    "train": {"max_steps": 4, "limit_val_batches": 2, "limit_test_batches": 2,
+              "progress_bar": False},
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def workdir(data_dir, tmp_path_factory) -> Path:
+    """A folder with an ETTh1 slice (small.csv) and a tiny config (tiny.yaml)."""
+    folder = tmp_path_factory.mktemp("cli")
+    tsattn.load_dataset(data_dir / "ETTh1.csv").iloc[:700].to_csv(folder / "small.csv")
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_dir(workdir) -> Path:
+    torch.set_num_threads(1)
+    args = ["fit", "--config", str(workdir / "tiny.yaml"), "--data", str(workdir / "small.csv"),
+            "--set", "model.mixer=se", "--set", "train.lr=3e-3", "--name", "tiny",
+            "--output-dir", str(workdir / "runs")]  # fmt: skip
+    assert main(args) == 0
+    (folder,) = (workdir / "runs").iterdir()
+    return folder
+
+
+def test_fit_writes_one_run_folder(run_dir):
+    assert run_dir.name.startswith("tiny-")
+    for name in ("config.yaml", "metrics.json", "metrics.csv", "model.pt", "checkpoints/best.ckpt",
+                 "checkpoints/last.ckpt"):  # fmt: skip
+        assert (run_dir / name).is_file(), name
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["mixer"] == "se" and config["train"]["lr"] == 3e-3
+    assert config["model"]["layers"] == 1 and config["data"]["horizon"] == 6
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert all(math.isfinite(metrics[k]) for k in ("test_mse", "test_mae", "test_rse", "test_corr"))
+    assert metrics["params"] > 0
+
+
+def test_test_command_reproduces_the_fit_metrics(run_dir, capsys):
+    assert main(["test", "--run", str(run_dir)]) == 0
+    tested = json.loads((run_dir / "test_metrics.json").read_text())
+    fitted = json.loads((run_dir / "metrics.json").read_text())
+    # `tsattn test` scores every test window; the fit was limited to 2 test batches
+    assert tested["test_mse"] > 0 and math.isfinite(tested["test_corr"])
+    assert "test_mse" in capsys.readouterr().out
+    assert set(tested) == {"test_mse", "test_mae", "test_rse", "test_corr"}
+    assert fitted["test_mse"] != tested["test_mse"]
+
+
+def test_forecast_with_a_saved_model_and_by_fitting(run_dir, workdir):
+    out = workdir / "pred.csv"
+    assert main(["forecast", "--data", str(workdir / "small.csv"), "--model",
+                 str(run_dir / "model.pt"), "--out", str(out)]) == 0  # fmt: skip
+    pred = pd.read_csv(out, index_col=0, parse_dates=True)
+    history = pd.read_csv(workdir / "small.csv", index_col=0, parse_dates=True)
+    assert pred.shape == (6, 7) and list(pred.columns) == list(history.columns)
+    assert pred.index[0] == history.index[-1] + pd.Timedelta("1h")
+    out2 = workdir / "pred2.csv"
+    assert main(["forecast", "--data", str(workdir / "small.csv"), "--horizon", "4",
+                 "--config", str(workdir / "tiny.yaml"), "--set", "data.horizon=4",
+                 "--quiet", "--out", str(out2)]) == 0  # fmt: skip
+    assert pd.read_csv(out2, index_col=0).shape == (4, 7)
+
+
+def test_errors_print_one_clear_line(workdir, capsys):
+    assert main(["fit", "--config", str(workdir / "tiny.yaml")]) == 2
+    assert "no data: pass --data" in capsys.readouterr().err
+    assert main(["fit", "--data", "x.csv", "--set", "train.lrr=1"]) == 2
+    assert "unknown TrainConfig field(s) lrr" in capsys.readouterr().err
+    assert main(["test", "--run", str(workdir / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_ablate_writes_a_row_per_mixer_and_resumes(workdir, capsys):
+    out = workdir / "ablation"
+    base = ["ablate", "--config", str(workdir / "tiny.yaml"), "--data", str(workdir / "small.csv"),
+            "--seeds", "1", "--out", str(out)]  # fmt: skip
+    assert main([*base, "--mixers", "identity,eca"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--mixers", "identity,eca,se"]) == 0
+    log = capsys.readouterr().out
+    assert log.count("done before, skipped") == 2 and "se seed 0: training" in log
+    table = pd.read_csv(out / "ablation.csv", index_col="mixer")
+    assert list(table.index) == ["identity", "eca", "se"]
+    assert (table["runs"] == 1).all() and (table["mse_mean"] > 0).all()
+    assert "| eca | 1 |" in (out / "ablation.md").read_text()
+    assert (out / "ablation.png").stat().st_size > 1000
+
+
+def test_console_script_smoke(data_dir):
+    exe = shutil.which("tsattn")
+    assert exe is not None, "the tsattn console script is not installed (pip install -e .)"
+    env = {**os.environ, "TSATTN_DATA_DIR": str(data_dir)}
+    proc = subprocess.run([exe, "datasets", "verify", "ETTh1"], capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "ETTh1: OK" in proc.stdout
