@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import tsattn
 
 PUBLIC = {
@@ -20,12 +22,8 @@ def test_all_lists_exactly_the_public_api():
 
 
 def test_unknown_attribute_raises_attribute_error():
-    try:
+    with pytest.raises(AttributeError, match="has no attribute 'not_a_name'"):
         tsattn.not_a_name  # noqa: B018
-    except AttributeError as err:
-        assert "not_a_name" in str(err)
-    else:
-        raise AssertionError("tsattn.not_a_name did not raise")
 
 
 def test_import_does_not_load_lightning_or_pandas():
