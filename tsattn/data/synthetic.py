@@ -150,7 +150,7 @@ def make_like(
 
     >>> import tempfile, pathlib
     >>> p = make_like("electricity", pathlib.Path(tempfile.mkdtemp()) / "electricity.csv", n_rows=5)
-    >>> p.read_text().splitlines()[0][:16], p.read_text().splitlines()[0][-8:]
+    >>> p.read_text().splitlines()[0][:16], p.read_text().splitlines()[0][-6:]
     ('date,0,1,2,3,4,5', '319,OT')
     """
     spec = get_spec(name)

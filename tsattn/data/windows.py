@@ -1,6 +1,6 @@
 """Sliding windows as strided views over one ``(T, N)`` tensor: no per-window copies.
 
-``WindowDataset`` keeps the whole (scaled) series once. ``unfold`` builds views of shape
+``WindowDataset`` keeps the whole (scaled) series once. ``as_strided`` builds views of shape
 ``(num_windows, length, N)``; an item is a view, and a batch is one gather from those views
 (``__getitems__``, used by the ``DataLoader`` with :func:`collate_windows`), so no pandas and
 no Python loop over windows runs while training.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -60,9 +61,14 @@ class WindowDataset(Dataset):
         L, T_out = geometry.input_length, geometry.target_length
         self._first = starts.start if len(starts) else 0
         self._target_shift = L + geometry.gap
-        self._x = values.unfold(0, L, 1).transpose(1, 2)  # (T, N) -> (T-L+1, L, N) view
-        self._y = values.unfold(0, T_out, 1).transpose(1, 2)  # (T, N) -> (T-T_out+1, T_out, N)
-        self._m = marks.unfold(0, L, 1).transpose(1, 2)  # (T, F) -> (T-L+1, L, F) view
+        values, marks = values.contiguous(), marks.contiguous()
+        self._x = _windows(values, L)  # (T, N) -> (T-L+1, L, N) view
+        self._y = _windows(values, T_out)  # (T, N) -> (T-T_out+1, T_out, N) view
+        self._m = _windows(marks, L)  # (T, F) -> (T-L+1, L, F) view
+        # numpy aliases of the same views: a numpy gather is single-threaded, while torch's
+        # advanced indexing wakes its intra-op thread pool, which costs milliseconds per batch
+        # on a busy CPU for a copy that takes microseconds.
+        self._x_np, self._y_np, self._m_np = self._x.numpy(), self._y.numpy(), self._m.numpy()
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -75,8 +81,17 @@ class WindowDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         """A whole batch in one gather per tensor: ``(B, L, N), (B, T_out, N), (B, L, F)``."""
-        s = torch.as_tensor(indices, dtype=torch.long) + self._first
-        return self._x[s], self._y[s + self._target_shift], self._m[s]
+        s = np.asarray(indices, dtype=np.int64) + self._first
+        x = torch.from_numpy(self._x_np[s])  # (B, L, N), one contiguous copy
+        y = torch.from_numpy(self._y_np[s + self._target_shift])  # (B, T_out, N)
+        return x, y, torch.from_numpy(self._m_np[s])  # (B, L, F)
+
+
+def _windows(series: torch.Tensor, length: int) -> torch.Tensor:
+    """All windows of ``length`` rows as one strided view: ``(T, N) -> (T-length+1, length, N)``."""
+    rows, width = series.shape
+    row_stride = series.stride(0)
+    return series.as_strided((rows - length + 1, length, width), (row_stride, row_stride, 1))
 
 
 def collate_windows(batch: Batch | list[Batch]) -> Batch:
