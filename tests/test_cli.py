@@ -18,6 +18,8 @@ import yaml
 import tsattn
 from tsattn.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
+
 TINY_CONFIG = {
     "data": {"seq_len": 24, "horizon": 6, "batch_size": 32},
     "model": {"layers": 1, "conv_channels": 4, "residual_channels": 4, "skip_channels": 8,
@@ -119,11 +121,14 @@ def test_ablate_writes_a_row_per_mixer_and_resumes(workdir, capsys):
     assert (out / "ablation.png").stat().st_size > 1000
 
 
-def test_console_script_smoke(data_dir):
-    exe = shutil.which("tsattn")
-    assert exe is not None, "the tsattn console script is not installed (pip install -e .)"
-    env = {**os.environ, "TSATTN_DATA_DIR": str(data_dir)}
-    proc = subprocess.run([exe, "datasets", "verify", "ETTh1"], capture_output=True, text=True,
-                          env=env, timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "ETTh1: OK" in proc.stdout
+def test_gpu_check_script_runs_in_cpu_only_mode(data_dir, tmp_path):
+    """Also the console-script smoke test: the script calls `tsattn fit`."""
+    assert shutil.which("tsattn"), "the tsattn console script is not installed (pip install -e .)"
+    env = {**os.environ, "TSATTN_DATA_DIR": str(data_dir), "GPU_CHECK_OUT": str(tmp_path),
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    proc = subprocess.run(["bash", str(ROOT / "experiments/gpu_check.sh"), "--cpu-only"],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "speed benchmark on CUDA: skipped (--cpu-only)" in proc.stdout
+    (metrics_file,) = tmp_path.glob("runs/gpu_check-*/metrics.json")
+    assert math.isfinite(json.loads(metrics_file.read_text())["test_mse"])
