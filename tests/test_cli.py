@@ -17,6 +17,7 @@ import yaml
 
 import tsattn
 from tsattn.cli import main
+from tsattn.train.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,6 +95,19 @@ def test_forecast_with_a_saved_model_and_by_fitting(run_dir, workdir):
                  "--config", str(workdir / "tiny.yaml"), "--set", "data.horizon=4",
                  "--quiet", "--out", str(out2)]) == 0  # fmt: skip
     assert pd.read_csv(out2, index_col=0).shape == (4, 7)
+
+
+def test_fit_resume_continues_a_run_folder(run_dir):
+    before = json.loads((run_dir / "metrics.json").read_text())
+    assert main(["fit", "--resume", str(run_dir)]) == 0  # already at max_steps: nothing to redo
+    after = json.loads((run_dir / "metrics.json").read_text())
+    assert after["best_val_loss"] == before["best_val_loss"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments/configs").glob("*.yaml")), ids=str)
+def test_experiment_configs_parse(path):
+    cfg = RunConfig.from_yaml(path)
+    assert cfg.data.data and cfg.name
 
 
 def test_errors_print_one_clear_line(workdir, capsys):
