@@ -99,7 +99,7 @@ def main() -> None:
         batch_s = time_batches(dm)
         step_s = time_train_step(dm)
         lines.append(f"| {label} | {batch_s * 1e3:.3f} | {step_s * 1e3:.1f} | "
-                     f"{100 * batch_s / step_s:.2f} % |")  # fmt: skip
+                     f"{100 * batch_s / step_s:.4f} % |")  # fmt: skip
     table = "\n".join(lines)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
