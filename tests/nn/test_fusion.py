@@ -11,15 +11,6 @@ from tsattn.nn.fusion import ASFFFusion, FPNFusion, PANetFusion, resize_time
 FUSIONS = list_fusions()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: a second intra-op thread only adds contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # (channels per level, lengths per level), finest first: 1 to 6 levels, arbitrary length ratios.
 PYRAMIDS = [
     ([5], [181]),

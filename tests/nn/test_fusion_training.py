@@ -13,15 +13,6 @@ from tsattn import MTGNN, MTGNNConfig
 SEQ_LEN, HORIZON, STEPS = 24, 12, 30
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: a second intra-op thread only adds contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def mixers_to_train() -> list:
     second = "se"
     reason = f"mixer {second!r} is not registered yet (list_mixers() = {tsattn.list_mixers()})"
