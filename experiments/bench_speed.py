@@ -154,6 +154,7 @@ def measure_memory(case: dict) -> dict:
     """``measure_memory_here`` in a fresh interpreter, so earlier cases do not mask the peak."""
     if case["device"] == "cuda":
         return measure_memory_here(case)
+    case = {**case, "threads": torch.get_num_threads()}
     out = subprocess.run(
         [sys.executable, __file__, "--memory-case", json.dumps(case)],
         check=True,
@@ -248,12 +249,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="2 repeats, ETTh1-like shape only")
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: PyTorch's)")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments/results/bench_speed.md")
     parser.add_argument("--memory-case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_case:
-        print(json.dumps(measure_memory_here(json.loads(args.memory_case))))
+        case = json.loads(args.memory_case)
+        torch.set_num_threads(case.pop("threads"))
+        print(json.dumps(measure_memory_here(case)))
         return
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     shapes = list(SHAPES)[:1] if args.quick else list(SHAPES)
