@@ -30,6 +30,8 @@ here=$(python -c "import pathlib, tsattn; print(pathlib.Path(tsattn.__file__).re
 if [[ "$here" != "$PWD" ]]; then
     python -m pip install -q --no-deps --no-build-isolation -e .
 fi
+# the console script, or the same entry point when pip's script folder is not on PATH
+if command -v tsattn >/dev/null; then tsattn=(tsattn); else tsattn=(python -m tsattn.cli); fi
 
 if [[ "$cpu_only" == 1 ]]; then
     fit_args=(--accelerator cpu --precision 32-true --max-steps 2 --seq-len 24 --horizon 6
@@ -45,7 +47,7 @@ if [[ "$cpu_only" != 1 ]]; then
 fi
 echo "== fit ETTh1 (${fit_args[*]})"
 start=$(date +%s)
-tsattn fit --data ETTh1 --quiet --name gpu_check --output-dir "$results/runs" "${fit_args[@]}"
+"${tsattn[@]}" fit --data ETTh1 --quiet --name gpu_check --output-dir "$results/runs" "${fit_args[@]}"
 echo "fit wall seconds: $(( $(date +%s) - start ))"
 run=$(ls -d "$results"/runs/gpu_check-* | tail -n 1)
 echo "== fit metrics ($run/metrics.json)"

@@ -117,7 +117,11 @@ def run_ablation(
 
 def _title(cfg: RunConfig) -> str:
     data = Path(cfg.data.data).name if cfg.data.data else "data"
-    return f"{data}, L={cfg.data.seq_len}, H={cfg.data.horizon}, protocol {cfg.data.protocol}"
+    protocol = build_datamodule(cfg.data).protocol  # "auto" resolved, nothing loaded
+    return (
+        f"{data}, L={cfg.data.seq_len}, H={cfg.data.horizon}, {protocol} protocol, "
+        f"{cfg.train.max_epochs} epochs max, lr {cfg.train.lr:g}"
+    )
 
 
 def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
