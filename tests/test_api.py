@@ -4,12 +4,10 @@ save/load, plotting, isolation, determinism, and every user error with its messa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import tsattn
 from tsattn import Forecaster
@@ -21,14 +19,6 @@ TINY = dict(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def etth1(data_dir) -> pd.DataFrame:
     return tsattn.load_dataset(data_dir / "ETTh1.csv").iloc[:800]
@@ -36,11 +26,7 @@ def etth1(data_dir) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(etth1) -> Forecaster:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    model = Forecaster(**TINY, test_fraction=0.2).fit(etth1.iloc[:700])
-    torch.set_num_threads(threads)
-    return model
+    return Forecaster(**TINY, test_fraction=0.2).fit(etth1.iloc[:700])
 
 
 def test_fit_reports_finite_validation_and_test_metrics(fitted):

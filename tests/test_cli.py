@@ -7,12 +7,10 @@ import math
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 import tsattn
@@ -30,14 +28,6 @@ TINY_CONFIG = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def workdir(data_dir, tmp_path_factory) -> Path:
     """A folder with an ETTh1 slice (small.csv) and a tiny config (tiny.yaml)."""
@@ -49,7 +39,6 @@ def workdir(data_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run_dir(workdir) -> Path:
-    torch.set_num_threads(1)
     args = ["fit", "--config", str(workdir / "tiny.yaml"), "--data", str(workdir / "small.csv"),
             "--set", "model.mixer=se", "--set", "train.lr=3e-3", "--name", "tiny",
             "--output-dir", str(workdir / "runs")]  # fmt: skip
