@@ -210,7 +210,8 @@ def fit_datamodule(
     ``num_nodes``, ``output_length``, ``n_time_features``, ``scaler``, ``window_counts``, the
     dataloaders).
     ``ckpt_path`` (``"last"`` or a path) resumes a killed run. Returns the trained module (with
-    the best weights), the trainer, and ``val_*``/``test_*`` metrics.
+    the best weights), the trainer, and metrics: ``val_*`` of the last validation,
+    ``best_val_loss`` of the reloaded checkpoint, ``test_*`` of that checkpoint.
     """
     cfg = train or TrainConfig()
     with _lightning_output(verbose=cfg.progress_bar):
