@@ -93,15 +93,18 @@ class MixHop(nn.Module):
         adj = adj + torch.eye(nodes, dtype=adj.dtype, device=adj.device)  # (N, N)
         # row-normalised, with the (1 - beta) of every hop folded in
         adj = (1.0 - self.beta) * adj / adj.sum(dim=1, keepdim=True)
-        # Node-major layout turns each hop into ONE matrix product that also adds beta * X:
-        # H_k = beta * X + ((1 - beta) A_norm) H_{k-1} is addmm(X, A', H_{k-1}, beta=beta).
-        x_n = x.permute(2, 0, 1, 3).reshape(nodes, -1)  # (B, C, N, T) -> (N, B C T)
-        hops = [x_n]
-        for _ in range(self.depth):
-            # out[v] = sum_w A'[v, w] h[w] + beta x[v]: (N, N) x (N, B C T) -> (N, B C T)
-            hops.append(torch.addmm(x_n, adj, hops[-1], beta=self.beta))
-        stacked = torch.stack(hops)  # (depth + 1, N, B C T)
-        stacked = stacked.view(self.depth + 1, nodes, batch, channels, steps)
-        stacked = stacked.permute(2, 0, 3, 1, 4)  # -> (B, depth + 1, C, N, T)
-        stacked = stacked.reshape(batch, -1, nodes, steps)  # -> (B, (depth + 1) C, N, T)
-        return self.mlp(stacked)  # (B, (depth + 1) C, N, T) -> (B, c_out, N, T)
+        # (c_out, (depth + 1) c_in, 1, 1) -> (depth + 1, c_out, c_in): one matrix per hop
+        weight = self.mlp.weight.view(self.mlp.out_channels, self.depth + 1, channels)
+        weight = weight.transpose(0, 1)
+        # Node-major, channels-last layout: each hop is ONE matrix product that also adds
+        # beta * X (addmm), and the 1x1 convolution over the concatenated hops is a sum of one
+        # product per hop, so the concatenation is never materialised.
+        h = x.permute(2, 0, 3, 1).reshape(nodes, -1)  # (B, C, N, T) -> (N, B T C)
+        x_n = h
+        out = F.linear(h.view(-1, channels), weight[0], self.mlp.bias)  # (N B T, c_out)
+        for k in range(1, self.depth + 1):
+            # H_k[v] = beta X[v] + sum_w A'[v, w] H_{k-1}[w]: (N, N) x (N, B T C) -> (N, B T C)
+            h = torch.addmm(x_n, adj, h, beta=self.beta)
+            out = torch.addmm(out, h.view(-1, channels), weight[k].T)  # += H_k W_k^T
+        out = out.view(nodes, batch, steps, -1)  # (N B T, c_out) -> (N, B, T, c_out)
+        return out.permute(1, 3, 0, 2)  # (N, B, T, c_out) -> (B, c_out, N, T), a view
