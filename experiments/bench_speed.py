@@ -13,8 +13,10 @@ Timing: every case is warmed up once, then the cases of a table are timed round-
 ``--repeats`` times and the median is kept, so a noisy neighbour slows all of them alike.
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` over one step. On CPU, each case runs
-once in a fresh subprocess that reports ``step peak = peak RSS after the step - RSS before it``
-(``ru_maxrss`` and ``/proc/self/statm``), after a one-sample warm-up step that loads the
+once in a fresh subprocess that resets the kernel's resident-set high-water mark
+(``/proc/self/clear_refs``, Linux) and reports ``step peak = VmHWM after the step - VmRSS
+before it`` (``ru_maxrss`` would not do: Linux carries the parent's high-water mark across
+fork and exec), after a one-sample warm-up step that loads the
 kernels and creates the optimizer state: the memory one step needs on top of the model, its
 optimizer state, the inputs and the Python runtime, which are all in ``process peak``.
 
@@ -29,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -113,9 +113,13 @@ def model_step(cfg: MTGNNConfig, batch: int, device: torch.device) -> tuple[Call
     return step, sum(p.numel() for p in model.parameters())
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_bytes(field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` of this process, from ``/proc/self/status``."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def measure_memory_here(case: dict) -> dict:
@@ -144,10 +148,12 @@ def measure_memory_here(case: dict) -> dict:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
         return {"step": peak - base, "process": peak}
-    before = _rss_bytes()
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset VmHWM to the current RSS
+    before = _status_bytes("VmRSS")
     run()
-    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"step": max(0, kilobytes * 1024 - before), "process": kilobytes * 1024}
+    peak = _status_bytes("VmHWM")
+    return {"step": peak - before, "process": peak}
 
 
 def measure_memory(case: dict) -> dict:

@@ -218,3 +218,11 @@ def test_fusion_kwargs_reach_the_fusion_and_round_trip():
     assert model(torch.randn(1, 24, 4)).shape == (1, 6, 4)
     with pytest.raises(ValueError, match="fusion 'asff' does not take output"):
         MTGNN(tiny_config(fusion="asff", fusion_kwargs=dict(output="all")))
+
+
+@pytest.mark.parametrize(("length", "target"), [(1, 97), (97, 145), (6, 24), (187, 1), (24, 7)])
+def test_resize_time_equals_f_interpolate(length, target):
+    x = torch.randn(2, 3, 4, length)
+    mode = dict(mode="linear", align_corners=False) if target > length else dict(mode="area")
+    expected = torch.nn.functional.interpolate(x.reshape(2, 12, length), size=target, **mode)
+    torch.testing.assert_close(resize_time(x, target), expected.reshape(2, 3, 4, target))

@@ -61,20 +61,24 @@ def resize_time(x: torch.Tensor, length: int) -> torch.Tensor:
 
     Linear interpolation (``align_corners=False``) when growing, area averaging when shrinking
     (an anti-aliased analogue of a strided convolution's subsampling). Every node's series is
-    resampled on its own; the node axis is never touched.
+    resampled on its own; the node axis is never touched. (The 1-D linear interpolation of
+    ``(B, C N, T)``, the same values, took over 80 % of the GPU time of an electricity-shaped
+    FPN training step on an H200: ``experiments/profile_step.py``.)
 
     >>> resize_time(torch.ones(2, 3, 5, 4), 9).shape
     torch.Size([2, 3, 5, 9])
     """
-    b, c, n, t = x.shape
-    if t == length:
+    b, c, n, steps = x.shape
+    if steps == length:
         return x
-    flat = x.reshape(b, c * n, t)  # (B, C, N, T) -> (B, C*N, T)
-    if length > t:
-        flat = F.interpolate(flat, size=length, mode="linear", align_corners=False)
-    else:
-        flat = F.interpolate(flat, size=length, mode="area")  # (B, C*N, T) -> (B, C*N, T')
-    return flat.reshape(b, c, n, length)  # (B, C*N, T') -> (B, C, N, T')
+    if length < steps:
+        flat = x.reshape(b, c * n, steps)  # (B, C, N, T) -> (B, C*N, T)
+        flat = F.adaptive_avg_pool1d(flat, length)  # (B, C*N, T) -> (B, C*N, T')
+        return flat.reshape(b, c, n, length)  # (B, C*N, T') -> (B, C, N, T')
+    # Bilinear with the node axis kept at its size is linear along time and exactly the identity
+    # along nodes (every source row falls on itself). Its CUDA kernel runs one thread per
+    # output (n, t) position, where the 1-D kernel on (B, C*N, T) runs one per output step.
+    return F.interpolate(x, size=(n, length), mode="bilinear", align_corners=False)
 
 
 def _time_conv(c_in: int, c_out: int, kernel_size: int) -> nn.Conv2d:
