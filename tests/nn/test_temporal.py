@@ -41,8 +41,12 @@ def test_fused_gated_conv_equals_textbook_form(kernel_set, dilation, c_out):
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
 
 
-def test_fused_gradients_equal_textbook_gradients():
-    module = GatedTemporalConv(4, 8, (2, 3, 6, 7), dilation=2)
+@pytest.mark.parametrize(
+    ("kernel_set", "dilation", "c_out"),
+    [((2, 3, 6, 7), 2, 8), ((2, 3, 6, 7), 1, 16), ((3, 5), 3, 6), ((1,), 1, 5), ((7, 2, 4), 2, 9)],
+)
+def test_fused_gradients_equal_textbook_gradients(kernel_set, dilation, c_out):
+    module = GatedTemporalConv(4, c_out, kernel_set, dilation=dilation)
     x = torch.randn(2, 4, 3, 30, requires_grad=True)
     module(x).square().sum().backward()
     fused = [p.grad.clone() for p in module.parameters()] + [x.grad.clone()]
@@ -52,6 +56,58 @@ def test_fused_gradients_equal_textbook_gradients():
     textbook = [p.grad for p in module.parameters()] + [x.grad]
     for got, want in zip(fused, textbook, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_hand_written_backward_passes_gradcheck():
+    torch.manual_seed(0)
+    module = GatedTemporalConv(3, 8, (2, 3, 6, 7), dilation=2).double()
+    x = torch.randn(2, 3, 2, 16, dtype=torch.float64, requires_grad=True)
+    params = tuple(module.parameters())
+
+    def run(x, *values):
+        return torch.func.functional_call(
+            module, dict(zip(dict(module.named_parameters()), values, strict=True)), (x,)
+        )
+
+    assert torch.autograd.gradcheck(run, (x, *params))
+
+
+def test_gradients_only_for_what_requires_them():
+    module = GatedTemporalConv(4, 8)
+    for conv in module.gate.branches:
+        conv.requires_grad_(False)
+    x = torch.randn(2, 4, 3, 20)  # no grad for the input
+    module(x).sum().backward()
+    assert all(conv.weight.grad is None for conv in module.gate.branches)
+    assert all(conv.weight.grad is not None for conv in module.filter.branches)
+    expected = torch.autograd.grad(
+        textbook_gated_temporal_conv(module, x).sum(),
+        [conv.weight for conv in module.filter.branches],
+    )
+    for conv, want in zip(module.filter.branches, expected, strict=True):
+        torch.testing.assert_close(conv.weight.grad, want, atol=1e-5, rtol=1e-5)
+
+
+def test_autocast_takes_the_composed_path():
+    module = GatedTemporalConv(4, 8)
+    x = torch.randn(2, 4, 3, 20, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(x)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.float32
+    torch.testing.assert_close(out.float(), module(x), atol=2e-2, rtol=0)
+
+
+def test_composed_path_equals_hand_written_path():
+    module = GatedTemporalConv(4, 8, dilation=2)
+    x = torch.randn(2, 4, 3, 30, requires_grad=True)
+    fast = module(x)
+    (grad_fast,) = torch.autograd.grad(fast.square().sum(), x)
+    composed = module._composed_forward(x)
+    (grad_composed,) = torch.autograd.grad(composed.square().sum(), x)
+    torch.testing.assert_close(fast, composed, atol=1e-6, rtol=0)
+    torch.testing.assert_close(grad_fast, grad_composed, atol=1e-5, rtol=1e-5)
 
 
 def test_dilated_inception_equals_textbook_and_keeps_recent_steps():
