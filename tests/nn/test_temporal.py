@@ -99,6 +99,17 @@ def test_autocast_takes_the_composed_path():
     torch.testing.assert_close(out.float(), module(x), atol=2e-2, rtol=0)
 
 
+def test_double_backward_raises_clearly_and_works_when_composed():
+    module = GatedTemporalConv(4, 8)
+    x = torch.randn(2, 4, 3, 20, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"cannot be differentiated again.*composed = True"):
+        torch.autograd.grad(module(x).square().sum(), x, create_graph=True)
+    module.composed = True
+    (grad,) = torch.autograd.grad(module(x).square().sum(), x, create_graph=True)
+    (second,) = torch.autograd.grad(grad.square().sum(), x)
+    assert second.shape == x.shape and torch.isfinite(second).all() and second.abs().sum() > 0
+
+
 def test_composed_path_equals_hand_written_path():
     module = GatedTemporalConv(4, 8, dilation=2)
     x = torch.randn(2, 4, 3, 30, requires_grad=True)

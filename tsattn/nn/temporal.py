@@ -32,8 +32,11 @@ rest on memory passes:
   convolution's backward once, so autograd's split/cat and the eight pad/cat nodes of the
   weight assembly disappear, and the branch gradients are views of the fused weight gradient.
 
-Double backward and autocast (mixed precision) take the composed path, which builds the same
-fused convolution from differentiable ops and gates it with ``tanh`` and ``sigmoid``.
+Under autocast (mixed precision), and when ``GatedTemporalConv.composed`` is set, the module
+takes the composed path instead: the same fused convolution from differentiable ops, gated with
+``tanh`` and ``sigmoid``, with autograd's backward. That path supports double backward
+(``create_graph=True``, e.g. gradient penalties) and ``torch.func`` transforms; the hand-written
+backward raises a clear error when asked for them.
 """
 
 from __future__ import annotations
@@ -127,12 +130,8 @@ class DilatedInception(nn.Module):
 
     def fused_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The branch kernels left-padded to ``k_max`` and stacked: ``(c_out, c_in, 1, k_max)``."""
-        weights = [
-            F.pad(conv.weight, (self.k_max - k, 0))  # (c, c_in, 1, k) -> (c, c_in, 1, k_max)
-            for conv, k in zip(self.branches, self.kernel_set, strict=True)
-        ]
-        biases = [conv.bias for conv in self.branches]
-        return torch.cat(weights, dim=0), torch.cat(biases, dim=0)
+        weight = _stack_padded([conv.weight for conv in self.branches], self.k_max)
+        return weight, torch.cat([conv.bias for conv in self.branches], dim=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.fused_weight()
@@ -176,15 +175,19 @@ class GatedTemporalConv(nn.Module):
             for p in (conv.weight, conv.bias)
         ]
 
+    #: ``True``: let autograd compose the backward (slower; supports double backward and
+    #: ``torch.func`` transforms). Set it on one module, or on the class for every layer.
+    composed: bool = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _autocast_enabled(x.device.type):
+        if self.composed or _autocast_enabled(x.device.type):
             return self._composed_forward(x)
         return _GatedInception.apply(
             x, self.filter.kernel_set, self.filter.dilation, *self.branch_parameters()
         )
 
     def _composed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The same fused convolution from differentiable ops (autocast, double backward)."""
+        """The same fused convolution from differentiable ops (autocast, ``composed``)."""
         w_filter, b_filter = self.filter.fused_weight()
         w_gate, b_gate = self.gate.fused_weight()
         weight = torch.cat([w_filter, w_gate], dim=0)  # (2 c_out, c_in, 1, k_max)
@@ -194,6 +197,11 @@ class GatedTemporalConv(nn.Module):
         both = F.conv2d(x, weight, bias, dilation=(1, self.filter.dilation))
         filt, gate = both.split(self.c_out, dim=1)  # 2 x (B, c_out, N, T')
         return torch.tanh(filt) * torch.sigmoid(gate)
+
+
+def _stack_padded(weights: Sequence[torch.Tensor], k_max: int) -> torch.Tensor:
+    """``(c, c_in, 1, k)`` kernels left-padded with zeros to ``k_max`` and stacked on dim 0."""
+    return torch.cat([F.pad(w, (k_max - w.size(3), 0)) for w in weights], dim=0)
 
 
 def _autocast_enabled(device_type: str) -> bool:
@@ -224,15 +232,9 @@ class _GatedInception(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, kernel_set, dilation, *params):
         weights, biases = params[0::2], params[1::2]
-        k_max = max(kernel_set)
         rows = [w.size(0) for w in weights]
         c_out = sum(rows) // 2
-        # the branch kernels left-padded to k_max and stacked: (2 c_out, c_in, 1, k_max)
-        weight = weights[0].new_zeros(2 * c_out, x.size(1), 1, k_max)
-        start = 0
-        for w in weights:
-            weight[start : start + w.size(0), ..., k_max - w.size(3) :] = w
-            start += w.size(0)
+        weight = _stack_padded(weights, max(kernel_set))  # (2 c_out, c_in, 1, k_max)
         bias = torch.cat(biases)
         scale = weight.new_ones(2 * c_out, 1, 1, 1)
         scale[:c_out] = 2.0  # tanh(f) = 2 sigmoid(2 f) - 1; doubling is exact in floating point
@@ -246,8 +248,14 @@ class _GatedInception(torch.autograd.Function):
         return y
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "GatedTemporalConv's hand-written backward cannot be differentiated again "
+                "(create_graph=True). Set GatedTemporalConv.composed = True (on the module, or "
+                "on the class for every layer) to let autograd compose a twice-differentiable "
+                "backward."
+            )
         x, weight, s = ctx.saved_tensors
         kernel_set, dilation, rows, c_out = ctx.geometry
         s_f, s_g = s.split(c_out, dim=1)
