@@ -3,7 +3,9 @@
 Prints three tables (and writes them to ``experiments/results/bench_speed.md``):
 
 1. fused vs textbook gated dilated inception: same weights, same inputs, forward + backward,
-   timed alternately in one run, with the ratio textbook / fused;
+   timed alternately in one run, with the ratio textbook / fused; beside them the fused
+   convolution alone (no gating, leaf weights): ``textbook / conv alone`` is the ceiling of any
+   fused form built on the library convolution;
 2. one MTGNN training step (forward, MSE, backward, Adam) at the ETTh1-like and the
    electricity-like shape, with peak memory;
 3. one row per fusion (``tsattn.list_fusions()``) at both shapes: parameters, step time as a
@@ -193,7 +195,18 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
         def textbook(module=module, x=x) -> None:
             textbook_gated_temporal_conv(module, x).sum().backward()
 
-        times = time_round_robin({"fused": fused, "textbook": textbook}, repeats, device)
+        # the fused convolution alone, without gating: no fused form can beat its time
+        w_filter, b_filter = module.filter.fused_weight()
+        w_gate, b_gate = module.gate.fused_weight()
+        weight = torch.cat([w_filter, w_gate]).detach().requires_grad_()
+        bias = torch.cat([b_filter, b_gate]).detach().requires_grad_()
+
+        def conv_alone(x=x, weight=weight, bias=bias, dilation=module.filter.dilation) -> None:
+            x = x.contiguous(memory_format=torch.channels_last)
+            F.conv2d(x, weight, bias, dilation=(1, dilation)).sum().backward()
+
+        cases = {"fused": fused, "textbook": textbook, "conv alone": conv_alone}
+        times = time_round_robin(cases, repeats, device)
         mem = {
             kind: measure_memory({"kind": kind, "shape": name, "device": device.type})
             for kind in ("fused", "textbook")
@@ -205,12 +218,15 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
                 f"{times['textbook'] * 1e3:.1f}",
                 f"{times['fused'] * 1e3:.1f}",
                 f"**{times['textbook'] / times['fused']:.2f}x**",
+                f"{times['conv alone'] * 1e3:.1f}",
+                f"{times['textbook'] / times['conv alone']:.2f}x",
                 gib(mem["textbook"]["step"]),
                 gib(mem["fused"]["step"]),
                 f"{err:.1e}",
             ]
         )
     headers = ["shape", "input (B, C, N, T)", "textbook ms", "fused ms", "speed-up",
+               "conv alone ms", "textbook / conv alone",
                "textbook step GiB", "fused step GiB", "max |diff|"]  # fmt: skip
     return markdown(headers, rows)
 

@@ -45,6 +45,11 @@ fi
 if [[ "$cpu_only" != 1 ]]; then
     python -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name(0))"
 fi
+if [[ "$cpu_only" != 1 ]]; then
+    # the hand-written backward of GatedTemporalConv against the textbook form, on the GPU
+    echo "== temporal core parity on CUDA"
+    python -m pytest -q -p no:cacheprovider tests/nn/test_temporal.py
+fi
 echo "== fit ETTh1 (${fit_args[*]})"
 start=$(date +%s)
 "${tsattn[@]}" fit --data ETTh1 --quiet --name gpu_check --output-dir "$results/runs" "${fit_args[@]}"

@@ -6,6 +6,17 @@ import torch
 from tests.nn.reference import textbook_dilated_inception, textbook_gated_temporal_conv
 from tsattn.nn.temporal import DilatedInception, GatedTemporalConv, receptive_field
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def no_tf32():
+    """Full FP32 convolutions on CUDA, so parity holds to 1e-5 there too."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = before
+
 
 @pytest.mark.parametrize(
     ("kernel_set", "layers", "exponent", "expected"),
@@ -45,9 +56,10 @@ def test_fused_gated_conv_equals_textbook_form(kernel_set, dilation, c_out):
     ("kernel_set", "dilation", "c_out"),
     [((2, 3, 6, 7), 2, 8), ((2, 3, 6, 7), 1, 16), ((3, 5), 3, 6), ((1,), 1, 5), ((7, 2, 4), 2, 9)],
 )
-def test_fused_gradients_equal_textbook_gradients(kernel_set, dilation, c_out):
-    module = GatedTemporalConv(4, c_out, kernel_set, dilation=dilation)
-    x = torch.randn(2, 4, 3, 30, requires_grad=True)
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_gradients_equal_textbook_gradients(kernel_set, dilation, c_out, device, no_tf32):
+    module = GatedTemporalConv(4, c_out, kernel_set, dilation=dilation).to(device)
+    x = torch.randn(2, 4, 3, 30, device=device, requires_grad=True)
     module(x).square().sum().backward()
     fused = [p.grad.clone() for p in module.parameters()] + [x.grad.clone()]
     module.zero_grad()
