@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from tsattn import MTGNN, MTGNNConfig
+from tsattn.models.mtgnn import _dropout
 
 
 def tiny(**overrides) -> MTGNNConfig:
@@ -153,3 +154,20 @@ def test_presets_reproduce_the_paper_configurations():
     assert model(torch.randn(1, 168, 8)).shape == (1, 1, 8)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         MTGNNConfig.preset("huge", num_nodes=3)
+
+
+def test_cpu_dropout_draws_a_scaled_bernoulli_mask():
+    torch.manual_seed(0)
+    x = torch.ones(200_000, requires_grad=True)
+    out = _dropout(x, 0.3, training=True)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01  # 0.7 +- 4.7 standard errors
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / 0.7))
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, out.detach())  # d(x * mask / 0.7)/dx = mask / 0.7
+    assert _dropout(x, 0.3, training=False) is x
+    assert _dropout(x, 0.0, training=True) is x
+    torch.manual_seed(1)
+    first = _dropout(x, 0.5, training=True)
+    torch.manual_seed(1)
+    assert torch.equal(first, _dropout(x, 0.5, training=True))

@@ -34,6 +34,23 @@ from tsattn.nn.temporal import GatedTemporalConv, receptive_field
 
 __all__ = ["MTGNN", "PRESETS", "MTGNNConfig"]
 
+
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout``, drawn from ``torch.rand`` on CPUs.
+
+    On CPUs ``F.dropout`` draws its mask with ``bernoulli_``, several times slower than
+    ``rand_like(x) >= p``, which draws the same Bernoulli(1 - p) mask
+    (``experiments/bench_dropout.py`` measures both, and the training step). Other devices
+    keep ``F.dropout`` and its fused kernel.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, training=True)
+    keep = torch.rand_like(x).ge_(p)  # 1.0 with probability 1 - p, else 0.0
+    return x * keep.mul_(1.0 / (1.0 - p))
+
+
 # The two configurations of the MTGNN paper (appendix), by name. Dataset-dependent values
 # (num_nodes, seq_len, horizon, top_k for small graphs) are given when the preset is used.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -290,14 +307,14 @@ class MTGNN(nn.Module):
             h = F.pad(h, (self.input_length - h.size(3), 0))  # (B, D, N, T) -> (B, D, N, RF)
 
         adj = self.graph_learner() if self.graph_learner is not None else None
-        pyramid = [F.dropout(h, cfg.dropout, self.training)]  # (B, D, N, T0)
+        pyramid = [_dropout(h, cfg.dropout, self.training)]  # (B, D, N, T0)
         h = self.start_conv(h)  # (B, D, N, T0) -> (B, C_res, N, T0)
         for tconv, mixer, gconv, norm in zip(
             self.temporal, self.mixers, self.graph_convs, self.norms, strict=True
         ):
             residual = h
             h = tconv(h)  # (B, C_res, N, T) -> (B, C_conv, N, T')
-            h = F.dropout(h, cfg.dropout, self.training)
+            h = _dropout(h, cfg.dropout, self.training)
             h = mixer(h)  # (B, C_conv, N, T') -> (B, C_conv, N, T')
             pyramid.append(h)
             if adj is not None:
