@@ -133,5 +133,6 @@ def test_gpu_check_script_runs_in_cpu_only_mode(data_dir, tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "speed benchmark on CUDA: skipped (--cpu-only)" in proc.stdout
+    assert "LeafSpec" not in proc.stderr  # Lightning's deprecation noise stays out of the CLI
     (metrics_file,) = tmp_path.glob("runs/gpu_check-*/metrics.json")
     assert math.isfinite(json.loads(metrics_file.read_text())["test_mse"])

@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    # Lightning's own use of a deprecated torch pytree check: nothing a tsattn user can act on
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:
