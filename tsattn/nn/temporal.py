@@ -20,9 +20,9 @@ is): oneDNN on CPUs and cuDNN on GPUs run a ``(1, k)`` convolution over ``(B, C,
 faster in that layout (``experiments/bench_speed.py`` measures it). Values and shapes are
 unchanged; only the strides of the output differ.
 
-The gated form has a hand-written backward (:class:`_GatedInception`), because the convolution
-is only about half of a training step at small shapes and autograd's generic graph spends the
-rest on memory passes:
+The gated form has a hand-written backward (:class:`_GatedInception`): at small shapes the
+convolution was only two thirds of the layer's forward+backward, and autograd's generic graph
+spent the rest on memory passes around it:
 
 * ``tanh(f) = 2 * sigmoid(2 f) - 1``, with the factor 2 folded into the filter weights (an exact
   scaling in floating point), so ONE ``sigmoid`` over the contiguous filter+gate buffer
