@@ -188,10 +188,9 @@ class GatedTemporalConv(nn.Module):
 
     def _composed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same fused convolution from differentiable ops (autocast, ``composed``)."""
-        w_filter, b_filter = self.filter.fused_weight()
-        w_gate, b_gate = self.gate.fused_weight()
-        weight = torch.cat([w_filter, w_gate], dim=0)  # (2 c_out, c_in, 1, k_max)
-        bias = torch.cat([b_filter, b_gate], dim=0)
+        params = self.branch_parameters()
+        weight = _stack_padded(params[0::2], self.filter.k_max)  # (2 c_out, c_in, 1, k_max)
+        bias = torch.cat(params[1::2])
         x = x.contiguous(memory_format=torch.channels_last)
         # (B, c_in, N, T) -> (B, 2 c_out, N, T')
         both = F.conv2d(x, weight, bias, dilation=(1, self.filter.dilation))
