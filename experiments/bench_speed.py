@@ -3,9 +3,10 @@
 Prints three tables (and writes them to ``experiments/results/bench_speed.md``):
 
 1. fused vs textbook gated dilated inception: same weights, same inputs, forward + backward,
-   timed alternately in one run, with the ratio textbook / fused; beside them the fused
-   convolution alone (no gating, leaf weights): ``textbook / conv alone`` is the ceiling of any
-   fused form built on the library convolution;
+   timed alternately in one run, with the ratio textbook / fused of the medians and the
+   smallest and largest ratio of a single round (how far apart two runs can land); beside them
+   the fused convolution alone (no gating, leaf weights): ``textbook / conv alone`` is the
+   ceiling of any fused form built on the library convolution;
 2. one MTGNN training step (forward, MSE, backward, Adam) at the ETTh1-like and the
    electricity-like shape, with peak memory;
 3. one row per fusion (``tsattn.list_fusions()``) at both shapes: parameters, step time as a
@@ -74,9 +75,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_round_robin(
+def time_round_robin_samples(
     cases: dict[str, Callable[[], None]], repeats: int, device: torch.device
-) -> dict[str, float]:
+) -> dict[str, list[float]]:
+    """Seconds per call of every case, ``repeats`` samples each, timed round-robin."""
     for run in cases.values():  # warm-up
         run()
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -87,7 +89,22 @@ def time_round_robin(
             run()
             sync(device)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def time_round_robin(
+    cases: dict[str, Callable[[], None]], repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Median seconds per call of every case, timed round-robin."""
+    samples = time_round_robin_samples(cases, repeats, device)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def paired_ratios(samples: dict[str, list[float]], slow: str, fast: str) -> list[float]:
+    """``slow / fast`` of each round: both were timed back to back, so a noisy moment of the
+    machine slows both alike and the spread of these ratios shows how far one run can be from
+    another."""
+    return [a / b for a, b in zip(samples[slow], samples[fast], strict=True)]
 
 
 def gated_conv_case(shape: tuple[int, dict], device: torch.device):
@@ -206,7 +223,9 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
             F.conv2d(x, weight, bias, dilation=(1, dilation)).sum().backward()
 
         cases = {"fused": fused, "textbook": textbook, "conv alone": conv_alone}
-        times = time_round_robin(cases, repeats, device)
+        samples = time_round_robin_samples(cases, repeats, device)
+        times = {case: statistics.median(values) for case, values in samples.items()}
+        ratios = sorted(paired_ratios(samples, "textbook", "fused"))
         mem = {
             kind: measure_memory({"kind": kind, "shape": name, "device": device.type})
             for kind in ("fused", "textbook")
@@ -218,6 +237,7 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
                 f"{times['textbook'] * 1e3:.1f}",
                 f"{times['fused'] * 1e3:.1f}",
                 f"**{times['textbook'] / times['fused']:.2f}x**",
+                f"{ratios[0]:.2f}-{ratios[-1]:.2f}x",
                 f"{times['conv alone'] * 1e3:.1f}",
                 f"{times['textbook'] / times['conv alone']:.2f}x",
                 gib(mem["textbook"]["step"]),
@@ -226,7 +246,7 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
             ]
         )
     headers = ["shape", "input (B, C, N, T)", "textbook ms", "fused ms", "speed-up",
-               "conv alone ms", "textbook / conv alone",
+               "speed-up per round (min-max)", "conv alone ms", "textbook / conv alone",
                "textbook step GiB", "fused step GiB", "max |diff|"]  # fmt: skip
     return markdown(headers, rows)
 

@@ -1,0 +1,40 @@
+"""Timing helpers of ``experiments/bench_speed.py`` (the benchmark itself is too long for tests)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "bench_speed", ROOT / "experiments" / "bench_speed.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_round_robin_warms_up_once_then_alternates_the_cases(bench):
+    calls: list[str] = []
+    cases = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    samples = bench.time_round_robin_samples(cases, repeats=3, device=torch.device("cpu"))
+    assert calls == ["a", "b"] * 4  # one warm-up round, then 3 timed rounds
+    assert {name: len(times) for name, times in samples.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for times in samples.values() for t in times)
+
+
+def test_paired_ratios_divide_round_by_round(bench):
+    samples = {"textbook": [4.0, 9.0, 3.0], "fused": [2.0, 3.0, 3.0]}
+    assert bench.paired_ratios(samples, "textbook", "fused") == [2.0, 3.0, 1.0]
+
+
+def test_paired_ratios_need_the_same_number_of_rounds(bench):
+    with pytest.raises(ValueError):
+        bench.paired_ratios({"textbook": [1.0, 2.0], "fused": [1.0]}, "textbook", "fused")
