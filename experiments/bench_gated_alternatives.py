@@ -1,0 +1,362 @@
+"""Other ways to compute the gated dilated inception, timed against tsattn's fused form.
+
+The foundation issue asks the fused form to be at least 2x faster than the textbook form
+(forward + backward) at both shapes of ``bench_speed.py``. On the 2-core development CPU the
+fused form is far past that at the electricity-like shape and short of it at the ETTh1-like
+one. This script times, in one run and round-robin, the forms that were considered, so that the
+reasons can be checked on any machine:
+
+1. ``conv passes``: the one dense convolution of the fused form, split into its three passes
+   (forward, backward to the input, backward to the weight), with the throughput of each.
+   ``dense GFLOP/s`` counts every multiply-add of the zero-padded kernel; ``useful GFLOP/s``
+   counts only the taps the branches own (for kernel set 2, 3, 6, 7 that is 18 of 28, so 36%
+   of the dense work multiplies zeros).
+2. ``gated layer``: forward + backward of the whole layer, same weights, same input:
+
+   * ``textbook``: one convolution per kernel, filter and gate apart (8 convolutions);
+   * ``fused``: tsattn's ``GatedTemporalConv`` (one convolution, hand-written backward);
+   * ``tap-set split``: one convolution per group of branches, each with its group's largest
+     kernel: kernel 7 for branches {6, 7}, kernel 3 for {2, 3}; 29% fewer multiply-adds than
+     the dense form, same gating and backward as ``fused``;
+   * ``fft``: the one convolution as a product along frequency (``rfft`` over time, zero
+     padded to a length ``2^a 3^b``; the circular wrap-around lands only in the steps the
+     valid convolution drops), autograd backward.
+
+   Gradients are set to ``None`` before every step, as optimizers do.
+
+3. ``weight gradient``: the library's backward to the weight vs one matrix product per tap
+   that skips the zero rows (rows ordered by kernel size, so each tap's non-zero rows are a
+   prefix), on the gradient laid out on the full time grid (building that layout is not
+   timed).
+
+Usage::
+
+    python experiments/bench_gated_alternatives.py           # both shapes
+    python experiments/bench_gated_alternatives.py --quick   # ETTh1-like shape, fewer repeats
+
+Writes ``experiments/results/bench_gated_alternatives.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_speed import (
+    ROOT,
+    SHAPES,
+    gated_conv_case,
+    markdown,
+    paired_ratios,
+    time_round_robin,
+    time_round_robin_samples,
+)
+
+from tests.nn.reference import textbook_gated_temporal_conv
+from tsattn.nn.temporal import GatedTemporalConv, _stack_padded
+
+CPU = torch.device("cpu")
+
+
+class _TapSetSplit(torch.autograd.Function):
+    """``tanh(f) * sigmoid(g)`` with one convolution per group of branches.
+
+    Inputs: ``x``, the kernel set, ``groups`` (tuples of consecutive branch indices), the
+    dilation, then the parameters in ``GatedTemporalConv.branch_parameters()`` order. Gating
+    and backward follow ``tsattn.nn.temporal._GatedInception``, except that
+    ``tanh(f) = 1 - 2 sigmoid(-2 f)`` turns the gating into one ``addcmul``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel_set, groups, dilation, *params):
+        n_branch = len(kernel_set)
+        weights, biases = params[0::2], params[1::2]  # filter branches, then gate branches
+        c = weights[0].size(0)
+        k_max = max(kernel_set)
+        x = x.contiguous(memory_format=torch.channels_last)
+        t_out = x.size(3) - dilation * (k_max - 1)
+        y = x.new_empty(x.size(0), c * n_branch, x.size(2), t_out)
+        y = y.contiguous(memory_format=torch.channels_last)
+        saved, geometry = [], []
+        for group in groups:
+            k_g = max(kernel_set[i] for i in group)
+            rows = [i for i in group] + [n_branch + i for i in group]  # filter rows, gate rows
+            weight = _stack_padded([weights[r] for r in rows], k_g)
+            bias = torch.cat([biases[r] for r in rows])
+            n = len(group) * c
+            scale = weight.new_ones(2 * n, 1, 1, 1)
+            scale[:n] = -2.0
+            z = F.conv2d(x, weight * scale, bias * scale.view(-1), dilation=(1, dilation))
+            s = torch.sigmoid_(z)
+            lead = s.size(3) - t_out  # oldest steps this group's shorter kernel also covers
+            u, s_g = s[..., lead:].split(n, dim=1)
+            torch.addcmul(s_g, u, s_g, value=-2.0, out=y[:, group[0] * c : group[-1] * c + c])
+            saved += [weight, s]
+            geometry.append((group, k_g, lead, n))
+        ctx.save_for_backward(x, *saved)
+        ctx.geometry = (tuple(kernel_set), dilation, c, geometry)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, *saved = ctx.saved_tensors
+        kernel_set, dilation, c, geometry = ctx.geometry
+        n_branch = len(kernel_set)
+        grad_y = grad_y.contiguous(memory_format=torch.channels_last)
+        grad_x = None
+        grads: list[torch.Tensor | None] = [None] * (4 * n_branch)
+        for (group, k_g, lead, n), weight, s in zip(
+            geometry, saved[0::2], saved[1::2], strict=True
+        ):
+            grad_act = torch.empty_like(s)
+            grad_act[..., :lead].zero_()
+            u, s_g = s[..., lead:].split(n, dim=1)
+            grad_u, grad_g = grad_act[..., lead:].split(n, dim=1)
+            grad_yg = grad_y[:, group[0] * c : group[-1] * c + c]
+            torch.mul(grad_yg, s_g, out=grad_u)
+            torch.addcmul(grad_yg, grad_yg, u, value=-2.0, out=grad_g)
+            torch.ops.aten.sigmoid_backward.grad_input(grad_act, s, grad_input=grad_act)
+            scale = weight.new_ones(2 * n, 1, 1, 1)
+            scale[:n] = 4.0  # chain factor (-2) * (-2) of the filter rows
+            dx, dw, db = torch.ops.aten.convolution_backward(
+                grad_act, x, weight * scale, [2 * n], [1, 1], [0, 0], [1, dilation],
+                False, [0, 0], 1, [True, True, True],
+            )  # fmt: skip
+            grad_x = dx if grad_x is None else grad_x.add_(dx)
+            dw[:n] *= 4.0
+            db[:n] *= 4.0
+            for j, row in enumerate([i for i in group] + [n_branch + i for i in group]):
+                k = kernel_set[row % n_branch]
+                grads[2 * row] = dw[j * c : j * c + c, ..., k_g - k :]
+                grads[2 * row + 1] = db[j * c : j * c + c]
+        return (grad_x, None, None, None, *grads)
+
+
+def tap_set_split(module: GatedTemporalConv, x: torch.Tensor) -> torch.Tensor:
+    kernel_set, dilation = module.filter.kernel_set, module.filter.dilation
+    groups = _tap_set_groups(kernel_set)
+    return _TapSetSplit.apply(x, kernel_set, groups, dilation, *module.branch_parameters())
+
+
+def _tap_set_groups(kernel_set: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Split the branches (in kernel-set order) at the largest jump in kernel size."""
+    if len(kernel_set) < 2:
+        return (tuple(range(len(kernel_set))),)
+    jumps = [kernel_set[i + 1] - kernel_set[i] for i in range(len(kernel_set) - 1)]
+    cut = jumps.index(max(jumps)) + 1
+    return tuple(range(cut)), tuple(range(cut, len(kernel_set)))
+
+
+def fft_gated(module: GatedTemporalConv, x: torch.Tensor) -> torch.Tensor:
+    params = module.branch_parameters()
+    k_max, dilation = module.filter.k_max, module.filter.dilation
+    weight = _stack_padded(params[0::2], k_max)[:, :, 0]  # (2 c_out, c_in, k_max)
+    bias = torch.cat(params[1::2])
+    steps = x.size(3)
+    n = _fast_length(steps)  # zero padding to n >= steps keeps the valid steps exact
+    span = dilation * (k_max - 1)
+    # as a causal convolution: tap j (oldest first) sits at lag span - j * dilation
+    kernel = x.new_zeros(weight.size(0), weight.size(1), n)
+    kernel[..., : span + 1 : dilation] = weight.flip(-1)
+    spectrum = torch.einsum(
+        "bcnf,ocf->bonf", torch.fft.rfft(x, n=n, dim=-1), torch.fft.rfft(kernel, dim=-1)
+    )
+    z = torch.fft.irfft(spectrum, n=n, dim=-1)[..., span:steps] + bias.view(1, -1, 1, 1)
+    filt, gate = z.split(module.c_out, dim=1)
+    return torch.tanh(filt) * torch.sigmoid(gate)
+
+
+def _fast_length(steps: int) -> int:
+    """The smallest ``2^a 3^b >= steps``: FFT lengths with large prime factors are slow."""
+    best = 1 << (steps - 1).bit_length()
+    power3 = 1
+    while power3 < steps:
+        length = power3
+        while length < steps:
+            length *= 2
+        best = min(best, length)
+        power3 *= 3
+    return best
+
+
+def bench_conv_passes(module: GatedTemporalConv, x: torch.Tensor, repeats: int) -> list[str]:
+    weight = torch.cat([module.filter.fused_weight()[0], module.gate.fused_weight()[0]]).detach()
+    bias = torch.zeros(weight.size(0))
+    x = x.detach().contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(F.conv2d(x, weight, bias))
+
+    def backward(mask: list[bool]):
+        return lambda: torch.ops.aten.convolution_backward(
+            grad, x, weight, [weight.size(0)], [1, 1], [0, 0], [1, 1], False, [0, 0], 1, mask
+        )
+
+    cases = {
+        "forward": lambda: F.conv2d(x, weight, bias),
+        "backward to input": backward([True, False, False]),
+        "backward to weight": backward([False, True, True]),
+    }
+    times = time_round_robin(cases, repeats, CPU)
+    positions = grad.numel() // grad.size(1)  # B * N * T_out
+    dense = 2 * positions * weight.numel()
+    rows_per_branch = 2 * module.c_out // len(module.filter.kernel_set)  # filter + gate
+    useful = 2 * positions * x.size(1) * rows_per_branch * sum(module.filter.kernel_set)
+    return [
+        [name, f"{t * 1e3:.2f}", f"{dense / t / 1e9:.0f}", f"{useful / t / 1e9:.0f}"]
+        for name, t in times.items()
+    ]
+
+
+def bench_layer(module: GatedTemporalConv, x: torch.Tensor, repeats: int) -> list[list[str]]:
+    forms = {
+        "textbook": lambda: textbook_gated_temporal_conv(module, x),
+        "fused": lambda: module(x),
+        "tap-set split": lambda: tap_set_split(module, x),
+        "fft": lambda: fft_gated(module, x),
+    }
+    grad_y = torch.randn_like(forms["textbook"]())
+    params = [x, *module.parameters()]
+
+    def gradients(form) -> list[torch.Tensor]:
+        return torch.autograd.grad(form(), params, grad_y)
+
+    reference = gradients(forms["textbook"])
+    with torch.no_grad():
+        expected = forms["textbook"]()
+        out_diff = {name: (form() - expected).abs().max().item() for name, form in forms.items()}
+    grad_diff = {
+        name: max(
+            ((g - r).abs().max() / r.abs().max()).item()
+            for g, r in zip(gradients(form), reference, strict=True)
+        )
+        for name, form in forms.items()
+    }
+
+    def step(form):
+        def run() -> None:
+            x.grad = None
+            module.zero_grad(set_to_none=True)
+            form().backward(grad_y)
+
+        return run
+
+    samples = time_round_robin_samples(
+        {name: step(form) for name, form in forms.items()}, repeats, CPU
+    )
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    rows = []
+    for name in forms:
+        ratios = sorted(paired_ratios(samples, "textbook", name))
+        rows.append(
+            [
+                name,
+                f"{median[name] * 1e3:.2f}",
+                f"**{median['textbook'] / median[name]:.2f}x**",
+                f"{ratios[0]:.2f}-{ratios[-1]:.2f}x",
+                f"{out_diff[name]:.1e}",
+                f"{grad_diff[name]:.1e}",
+            ]
+        )
+    return rows
+
+
+def bench_weight_gradient(module: GatedTemporalConv, x: torch.Tensor, repeats: int) -> list[str]:
+    kernel_set, k_max = module.filter.kernel_set, module.filter.k_max
+    if module.filter.dilation != 1:
+        raise ValueError("the per-tap products assume dilation 1")
+    # rows ordered by kernel size, largest first: filter and gate rows of a branch together
+    order = sorted(range(len(kernel_set)), key=lambda i: -kernel_set[i])
+    blocks = [(block, i) for i in order for block in (module.filter, module.gate)]
+    weight = _stack_padded([block.branches[i].weight for block, i in blocks], k_max).detach()
+    rows_per_branch = 2 * module.c_out // len(kernel_set)
+    prefix = [
+        rows_per_branch * sum(kernel_set[i] >= k_max - j for i in order) for j in range(k_max)
+    ]
+    x = x.detach().contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(F.conv2d(x, weight))  # (B, O, N, T_out), channels-last
+    batch, channels, nodes, steps = x.shape
+    flat_x = x.permute(0, 2, 3, 1).reshape(-1, channels)  # (B N T, C), a view
+    full = x.new_zeros(batch, nodes, steps, weight.size(0))  # gradient on the full time grid
+    full[:, :, k_max - 1 :] = grad.permute(0, 2, 3, 1)
+    flat_grad = full.view(-1, weight.size(0))  # (B N T, O)
+    length = flat_x.size(0)
+
+    def per_tap() -> list[torch.Tensor]:
+        # output step tau reads input step tau - (k_max - 1) + j through tap j
+        shift = k_max - 1
+        return [
+            flat_grad[shift - j :, : prefix[j]].T @ flat_x[: length - shift + j]
+            for j in range(k_max)
+        ]
+
+    def library() -> torch.Tensor:
+        return torch.ops.aten.convolution_backward(
+            grad, x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False]
+        )[1]
+
+    expected = library()
+    diff = max(
+        ((tap - expected[: prefix[j], :, 0, j]).abs().max() / expected.abs().max()).item()
+        for j, tap in enumerate(per_tap())
+    )
+    times = time_round_robin({"library": library, "per-tap products": per_tap}, repeats, CPU)
+    return [
+        ["library", f"{times['library'] * 1e3:.2f}", "1.00x", "reference"],
+        [
+            "per-tap products",
+            f"{times['per-tap products'] * 1e3:.2f}",
+            f"{times['library'] / times['per-tap products']:.2f}x",
+            f"{diff:.1e}",
+        ],
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="3 repeats, ETTh1-like shape only")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "experiments/results/bench_gated_alternatives.md"
+    )
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    shapes = list(SHAPES)[:1] if args.quick else list(SHAPES)
+    repeats = 3 if args.quick else args.repeats
+    header = (
+        f"device: cpu, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"median of {repeats} round-robin repeats"
+    )
+    print(header, flush=True)
+    conv_rows, layer_rows, weight_rows = [], [], []
+    for name in shapes:
+        module, x = gated_conv_case(SHAPES[name], CPU)
+        label = f"{name} {tuple(x.shape)}"
+        conv_rows += [[label, *row] for row in bench_conv_passes(module, x, repeats)]
+        layer_rows += [[label, *row] for row in bench_layer(module, x, repeats)]
+        weight_rows += [[label, *row] for row in bench_weight_gradient(module, x, repeats)]
+    sections = [
+        ("Passes of the dense fused convolution",
+         markdown(["shape", "pass", "ms", "dense GFLOP/s", "useful GFLOP/s"], conv_rows)),
+        ("Gated layer, forward + backward (same weights, same input)",
+         markdown(["shape", "form", "ms", "textbook / form", "per round (min-max)",
+                   "max |diff| out", "max rel diff grads"], layer_rows)),
+        ("Weight gradient of the fused convolution",
+         markdown(["shape", "form", "ms", "speed-up", "max rel diff"], weight_rows)),
+    ]  # fmt: skip
+    text = [f"# bench_gated_alternatives\n\n{header}\n"]
+    for title, table in sections:
+        print(f"\n## {title}\n\n{table}", flush=True)
+        text.append(f"## {title}\n\n{table}\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(text))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
