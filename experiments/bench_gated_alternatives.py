@@ -57,6 +57,7 @@ from bench_speed import (
     paired_ratios,
     time_round_robin,
     time_round_robin_samples,
+    write_report,
 )
 
 from tests.nn.reference import textbook_gated_temporal_conv
@@ -349,13 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         ("Weight gradient of the fused convolution",
          markdown(["shape", "form", "ms", "speed-up", "max rel diff"], weight_rows)),
     ]  # fmt: skip
-    text = [f"# bench_gated_alternatives\n\n{header}\n"]
-    for title, table in sections:
-        print(f"\n## {title}\n\n{table}", flush=True)
-        text.append(f"## {title}\n\n{table}\n")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(text))
-    print(f"\nwritten to {args.out}")
+    write_report("bench_gated_alternatives", header, sections, args.out)
 
 
 if __name__ == "__main__":

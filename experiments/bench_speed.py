@@ -199,6 +199,17 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def write_report(name: str, header: str, sections: list[tuple[str, str]], out: Path) -> None:
+    """Print the ``(title, table)`` sections and write them, under ``# name`` and ``header``."""
+    text = [f"# {name}\n\n{header}\n"]
+    for title, table in sections:
+        print(f"\n## {title}\n\n{table}", flush=True)
+        text.append(f"## {title}\n\n{table}\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(text))
+    print(f"\nwritten to {out}")
+
+
 def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> str:
     rows = []
     for name in shapes:
@@ -316,13 +327,7 @@ def main(argv: list[str] | None = None) -> None:
                  bench_gated_conv(shapes, repeats, device)),
                 ("MTGNN training step per fusion (forward, MSE, backward, Adam)",
                  bench_fusions(shapes, repeats, device))]  # fmt: skip
-    text = [f"# bench_speed\n\n{header}\n"]
-    for title, table in sections:
-        print(f"\n## {title}\n\n{table}", flush=True)
-        text.append(f"## {title}\n\n{table}\n")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(text))
-    print(f"\nwritten to {args.out}")
+    write_report("bench_speed", header, sections, args.out)
 
 
 if __name__ == "__main__":
