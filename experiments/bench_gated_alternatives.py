@@ -88,7 +88,7 @@ class _TapSetSplit(torch.autograd.Function):
         saved, geometry = [], []
         for group in groups:
             k_g = max(kernel_set[i] for i in group)
-            rows = [i for i in group] + [n_branch + i for i in group]  # filter rows, gate rows
+            rows = [*group, *(n_branch + i for i in group)]  # filter rows, gate rows
             weight = _stack_padded([weights[r] for r in rows], k_g)
             bias = torch.cat([biases[r] for r in rows])
             n = len(group) * c
@@ -100,7 +100,7 @@ class _TapSetSplit(torch.autograd.Function):
             u, s_g = s[..., lead:].split(n, dim=1)
             torch.addcmul(s_g, u, s_g, value=-2.0, out=y[:, group[0] * c : group[-1] * c + c])
             saved += [weight, s]
-            geometry.append((group, k_g, lead, n))
+            geometry.append((group, rows, k_g, lead, n))
         ctx.save_for_backward(x, *saved)
         ctx.geometry = (tuple(kernel_set), dilation, c, geometry)
         return y
@@ -113,7 +113,7 @@ class _TapSetSplit(torch.autograd.Function):
         grad_y = grad_y.contiguous(memory_format=torch.channels_last)
         grad_x = None
         grads: list[torch.Tensor | None] = [None] * (4 * n_branch)
-        for (group, k_g, lead, n), weight, s in zip(
+        for (group, rows, k_g, lead, n), weight, s in zip(
             geometry, saved[0::2], saved[1::2], strict=True
         ):
             grad_act = torch.empty_like(s)
@@ -133,7 +133,7 @@ class _TapSetSplit(torch.autograd.Function):
             grad_x = dx if grad_x is None else grad_x.add_(dx)
             dw[:n] *= 4.0
             db[:n] *= 4.0
-            for j, row in enumerate([i for i in group] + [n_branch + i for i in group]):
+            for j, row in enumerate(rows):
                 k = kernel_set[row % n_branch]
                 grads[2 * row] = dw[j * c : j * c + c, ..., k_g - k :]
                 grads[2 * row + 1] = db[j * c : j * c + c]
