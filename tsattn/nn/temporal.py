@@ -32,6 +32,13 @@ spent the rest on memory passes around it:
   convolution's backward once, so autograd's split/cat and the eight pad/cat nodes of the
   weight assembly disappear, and the branch gradients are views of the fused weight gradient.
 
+On a CPU, float32 layers run a compiled kernel instead (:mod:`tsattn.nn.cpu_kernel`, built on
+first use): the same function, but it multiplies only the taps each branch has (the library
+convolution also multiplies the zero padding, 36% of its work for the kernel set 2, 3, 6, 7)
+and fuses the gating into its passes. ``GatedTemporalConv.use_cpu_kernel = False`` (or
+``TSATTN_CPU_KERNEL=0``) turns it off; inputs too short for it, and machines without a C++
+compiler, take the library path described above.
+
 Under autocast (mixed precision), and when ``GatedTemporalConv.composed`` is set, the module
 takes the composed path instead: the same fused convolution from differentiable ops, gated with
 ``tanh`` and ``sigmoid``, with autograd's backward. That path supports double backward
@@ -41,11 +48,14 @@ backward raises a clear error when asked for them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tsattn.nn import cpu_kernel
 
 __all__ = ["DilatedInception", "GatedTemporalConv", "receptive_field"]
 
@@ -179,12 +189,22 @@ class GatedTemporalConv(nn.Module):
     #: ``torch.func`` transforms). Set it on one module, or on the class for every layer.
     composed: bool = False
 
+    #: ``False``: never use the compiled CPU kernel (:mod:`tsattn.nn.cpu_kernel`), on one module
+    #: or on the class.
+    use_cpu_kernel: bool = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.composed or _autocast_enabled(x.device.type):
             return self._composed_forward(x)
-        return _GatedInception.apply(
-            x, self.filter.kernel_set, self.filter.dilation, *self.branch_parameters()
-        )
+        params = self.branch_parameters()
+        kernel_set, dilation = self.filter.kernel_set, self.filter.dilation
+        if (
+            self.use_cpu_kernel
+            and params[0].dtype == x.dtype
+            and cpu_kernel.available(x, self.filter.k_max, dilation)
+        ):
+            return _GatedInceptionKernel.apply(x, kernel_set, dilation, *params)
+        return _GatedInception.apply(x, kernel_set, dilation, *params)
 
     def _composed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same fused convolution from differentiable ops (autocast, ``composed``)."""
@@ -248,13 +268,7 @@ class _GatedInception(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "GatedTemporalConv's hand-written backward cannot be differentiated again "
-                "(create_graph=True). Set GatedTemporalConv.composed = True (on the module, or "
-                "on the class for every layer) to let autograd compose a twice-differentiable "
-                "backward."
-            )
+        _refuse_double_backward()
         x, weight, s = ctx.saved_tensors
         kernel_set, dilation, rows, c_out = ctx.geometry
         s_f, s_g = s.split(c_out, dim=1)
@@ -280,12 +294,84 @@ class _GatedInception(torch.autograd.Function):
             1,  # groups
             [need_x, need_w, need_b],
         )
-        k_max = max(kernel_set)
-        branch_grads: list[torch.Tensor | None] = []
-        start = 0
-        for i, n in enumerate(rows):
-            k = kernel_set[i % len(kernel_set)]
-            branch_grads.append(grad_w[start : start + n, ..., k_max - k :] if need_w else None)
-            branch_grads.append(grad_b[start : start + n] if need_b else None)
-            start += n
+        branch_grads = _branch_grads(
+            grad_w if need_w else None, grad_b if need_b else None, kernel_set, rows
+        )
         return (grad_x if need_x else None, None, None, *branch_grads)
+
+
+def _refuse_double_backward() -> None:
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "GatedTemporalConv's hand-written backward cannot be differentiated again "
+            "(create_graph=True). Set GatedTemporalConv.composed = True (on the module, or "
+            "on the class for every layer) to let autograd compose a twice-differentiable "
+            "backward."
+        )
+
+
+def _branch_grads(
+    grad_w: torch.Tensor | None,
+    grad_b: torch.Tensor | None,
+    kernel_set: tuple[int, ...],
+    rows: list[int],
+) -> list[torch.Tensor | None]:
+    """``[dw, db]`` per branch from the fused ``(2 c_out, c_in, 1, k_max)`` gradients (views)."""
+    k_max = max(kernel_set)
+    grads: list[torch.Tensor | None] = []
+    start = 0
+    for i, n in enumerate(rows):
+        k = kernel_set[i % len(kernel_set)]
+        grads.append(None if grad_w is None else grad_w[start : start + n, ..., k_max - k :])
+        grads.append(None if grad_b is None else grad_b[start : start + n])
+        start += n
+    return grads
+
+
+@functools.lru_cache(maxsize=64)
+def _first_taps(kernel_set: tuple[int, ...], rows: tuple[int, ...]) -> torch.Tensor:
+    """``(2 c_out,)`` int32: the first of the ``k_max`` taps each fused weight row uses."""
+    k_max = max(kernel_set)
+    taps = [k_max - kernel_set[i % len(kernel_set)] for i, n in enumerate(rows) for _ in range(n)]
+    return torch.tensor(taps, dtype=torch.int32)
+
+
+class _GatedInceptionKernel(torch.autograd.Function):
+    """:class:`_GatedInception` computed by the compiled CPU kernel (:mod:`.cpu_kernel`).
+
+    Same inputs and outputs. The kernel takes the fused weight as ``(2 c_out, k_max, c_in)``
+    with the first tap of every row, computes ``tanh`` as ``2 sigmoid(2 f) - 1`` (filter rows
+    scaled by 2, as above), and keeps ``tanh f`` and ``sigmoid g`` for the backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel_set, dilation, *params):
+        weights, biases = params[0::2], params[1::2]
+        rows = tuple(w.size(0) for w in weights)
+        c_out = sum(rows) // 2
+        # (2 c_out, c_in, 1, k_max) -> (2 c_out, k_max, c_in)
+        weight = _stack_padded(weights, max(kernel_set)).squeeze(2).transpose(1, 2).contiguous()
+        bias = torch.cat(biases)
+        scaled_weight, scaled_bias = weight.clone(), bias.clone()
+        scaled_weight[:c_out] *= 2.0  # tanh(f) = 2 sigmoid(2 f) - 1
+        scaled_bias[:c_out] *= 2.0
+        first_tap = _first_taps(tuple(kernel_set), rows)
+        x = x.contiguous()
+        y, act, gate = cpu_kernel.gated_forward(x, scaled_weight, scaled_bias, first_tap, dilation)
+        ctx.save_for_backward(x, weight, act, gate)
+        ctx.geometry = (tuple(kernel_set), int(dilation), list(rows), first_tap)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        _refuse_double_backward()
+        x, weight, act, gate = ctx.saved_tensors
+        kernel_set, dilation, rows, first_tap = ctx.geometry
+        needs = ctx.needs_input_grad
+        need = (needs[0], any(needs[3::2]), any(needs[4::2]))
+        grad_x, grad_w, grad_b = cpu_kernel.gated_backward(
+            grad_y.contiguous(), act, gate, x, weight, first_tap, dilation, need
+        )
+        if grad_w is not None:  # (2 c_out, k_max, c_in) -> (2 c_out, c_in, 1, k_max)
+            grad_w = grad_w.transpose(1, 2).unsqueeze(2)
+        return (grad_x, None, None, *_branch_grads(grad_w, grad_b, kernel_set, rows))
