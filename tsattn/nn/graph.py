@@ -101,7 +101,7 @@ class MixHop(nn.Module):
         # product per hop, so the concatenation is never materialised.
         h = x.permute(2, 0, 3, 1).reshape(nodes, -1)  # (B, C, N, T) -> (N, B T C)
         x_n = h
-        out = F.linear(h.view(-1, channels), weight[0], self.mlp.bias)  # (N B T, c_out)
+        out = F.linear(h.reshape(-1, channels), weight[0], self.mlp.bias)  # (N B T, c_out)
         for k in range(1, self.depth + 1):
             # H_k[v] = beta X[v] + sum_w A'[v, w] H_{k-1}[w]: (N, N) x (N, B T C) -> (N, B T C)
             h = torch.addmm(x_n, adj, h, beta=self.beta)
