@@ -4,9 +4,13 @@ Prints three tables (and writes them to ``experiments/results/bench_speed.md``):
 
 1. fused vs textbook gated dilated inception: same weights, same inputs, forward + backward,
    timed alternately in one run, with the ratio textbook / fused of the medians and the
-   smallest and largest ratio of a single round (how far apart two runs can land); beside them
-   the fused convolution alone (no gating, leaf weights): ``textbook / conv alone`` is the
-   ceiling of any fused form built on the library convolution;
+   smallest and largest ratio of a single round (how far apart two runs can land). ``fused``
+   is ``GatedTemporalConv`` as it runs: on a CPU, the compiled kernel of
+   ``tsattn/nn/cpu_kernel.cpp`` (the header says whether it was built). Beside it, the fused
+   form on the library convolution (``use_cpu_kernel = False``, the path of GPUs and of CPUs
+   without a compiler) and that convolution alone (no gating, leaf weights):
+   ``textbook / conv alone`` is the ceiling of any fused form built on the library
+   convolution;
 2. one MTGNN training step (forward, MSE, backward, Adam) at the ETTh1-like and the
    electricity-like shape, with peak memory;
 3. one row per fusion (``tsattn.list_fusions()``) at both shapes: parameters, step time as a
@@ -33,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import subprocess
@@ -49,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.nn.reference import textbook_gated_temporal_conv  # noqa: E402
 from tsattn import MTGNN, MTGNNConfig, list_fusions  # noqa: E402
+from tsattn.nn import cpu_kernel  # noqa: E402
 from tsattn.nn.temporal import GatedTemporalConv  # noqa: E402
 
 # name -> (batch size, model config): the shapes named in the foundation issue
@@ -199,6 +205,14 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def kernel_status() -> str:
+    """Whether ``fused`` ran the compiled CPU kernel here, and its vector width."""
+    lib = cpu_kernel.load()
+    if lib is None:
+        return "cpu kernel: not built (fused = library convolution)"
+    return f"cpu kernel: built, {32 * lib.tsattn_vector_width()}-bit vectors"
+
+
 def write_report(name: str, header: str, sections: list[tuple[str, str]], out: Path) -> None:
     """Print the ``(title, table)`` sections and write them, under ``# name`` and ``header``."""
     text = [f"# {name}\n\n{header}\n"]
@@ -220,6 +234,12 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
         def fused(module=module, x=x) -> None:
             module(x).sum().backward()
 
+        library = copy.deepcopy(module)
+        library.use_cpu_kernel = False
+
+        def library_fused(module=library, x=x) -> None:
+            module(x).sum().backward()
+
         def textbook(module=module, x=x) -> None:
             textbook_gated_temporal_conv(module, x).sum().backward()
 
@@ -233,7 +253,12 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
             x = x.contiguous(memory_format=torch.channels_last)
             F.conv2d(x, weight, bias, dilation=(1, dilation)).sum().backward()
 
-        cases = {"fused": fused, "textbook": textbook, "conv alone": conv_alone}
+        cases = {
+            "fused": fused,
+            "textbook": textbook,
+            "library fused": library_fused,
+            "conv alone": conv_alone,
+        }
         samples = time_round_robin_samples(cases, repeats, device)
         times = {case: statistics.median(values) for case, values in samples.items()}
         ratios = sorted(paired_ratios(samples, "textbook", "fused"))
@@ -249,6 +274,8 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
                 f"{times['fused'] * 1e3:.1f}",
                 f"**{times['textbook'] / times['fused']:.2f}x**",
                 f"{ratios[0]:.2f}-{ratios[-1]:.2f}x",
+                f"{times['library fused'] * 1e3:.1f}",
+                f"{times['textbook'] / times['library fused']:.2f}x",
                 f"{times['conv alone'] * 1e3:.1f}",
                 f"{times['textbook'] / times['conv alone']:.2f}x",
                 gib(mem["textbook"]["step"]),
@@ -257,7 +284,8 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
             ]
         )
     headers = ["shape", "input (B, C, N, T)", "textbook ms", "fused ms", "speed-up",
-               "speed-up per round (min-max)", "conv alone ms", "textbook / conv alone",
+               "speed-up per round (min-max)", "library fused ms", "textbook / library fused",
+               "conv alone ms", "textbook / conv alone",
                "textbook step GiB", "fused step GiB", "max |diff|"]  # fmt: skip
     return markdown(headers, rows)
 
@@ -321,6 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"median of {repeats} round-robin repeats"
+        + (f", {kernel_status()}" if device.type == "cpu" else "")
     )
     print(header, flush=True)
     sections = [("Fused vs textbook gated dilated inception (forward + backward)",
