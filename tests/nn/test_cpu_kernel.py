@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from tests.nn.reference import textbook_gated_temporal_conv
+from tests.nn.reference import textbook_dilated_inception, textbook_gated_temporal_conv
 from tsattn import MTGNN, MTGNNConfig
 from tsattn.nn import cpu_kernel
 from tsattn.nn.temporal import GatedTemporalConv
@@ -222,3 +222,19 @@ def test_kernel_is_built_once_into_the_cache(tmp_path):
     assert first.stdout.strip() == second.stdout.strip() == str(built)
     assert built.stat().st_mtime_ns == stamp  # loaded, not rebuilt
     assert list(tmp_path.iterdir()) == [built]  # no temporary files left behind
+
+
+def test_kernel_propagates_nan_and_saturates_at_large_inputs():
+    module = GatedTemporalConv(2, 4, (2, 3), dilation=1)
+    x = torch.randn(1, 2, 1, long_enough(1, 1, 3)) * 300
+    x[0, 0, 0, 50] = float("nan")
+    with torch.no_grad():
+        blocks = (module.filter, module.gate)
+        pre_activation = torch.cat([textbook_dilated_inception(block, x) for block in blocks])
+        out = module(x)
+        expected = textbook_gated_temporal_conv(module, x)
+    assert pre_activation.nan_to_num().abs().max() > 88  # where exp() saturates in float32
+    assert torch.equal(out.isnan(), expected.isnan()) and out.isnan().any()
+    finite = ~expected.isnan()
+    # pre-activations of hundreds carry a float32 rounding of ~1e-5 in either form
+    torch.testing.assert_close(out[finite], expected[finite], atol=1e-4, rtol=0)

@@ -77,10 +77,11 @@ static inline float hsum(vf v) {
 // that uses it, and the loads, not the FMAs, become the bottleneck.
 #define PIN(v) __asm__("" : "+v"(v))
 
-// exp with Cephes' range reduction and polynomial (within 2 ulp on the clamped range)
+// exp with Cephes' range reduction and polynomial (within 2 ulp on the clamped range); the
+// clamps are written so that a NaN passes through them and comes out as NaN
 static inline vf vexp(vf x) {
-    x = x < bc(88.0f) ? x : bc(88.0f);
-    x = x > bc(-87.0f) ? x : bc(-87.0f);
+    x = x > bc(88.0f) ? bc(88.0f) : x;
+    x = x < bc(-87.0f) ? bc(-87.0f) : x;
     const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to the nearest integer
     vf n = (x * 1.44269504088896341f + magic) - magic;
     vf r = x - n * 0.693359375f + n * 2.12194440e-4f;
