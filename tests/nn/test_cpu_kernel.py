@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -30,9 +32,10 @@ def _kernel_built() -> None:
 
 
 def long_enough(nodes: int, dilation: int, k_max: int, extra: int = 37) -> int:
-    """Steps ``T`` that give a plane of at least the kernel's minimum rows, plus ``extra``."""
+    """Steps ``T`` that give a plane of at least the kernel's minimum rows, plus ``extra``, and
+    several output steps per series."""
     rows = cpu_kernel.min_rows() + extra
-    return -(-(rows + dilation * (k_max - 1)) // nodes)
+    return max(-(-(rows + dilation * (k_max - 1)) // nodes), dilation * (k_max - 1) + 8)
 
 
 def kernel_and_textbook_gradients(module: GatedTemporalConv, x: torch.Tensor):
@@ -238,3 +241,24 @@ def test_kernel_propagates_nan_and_saturates_at_large_inputs():
     finite = ~expected.isnan()
     # pre-activations of hundreds carry a float32 rounding of ~1e-5 in either form
     torch.testing.assert_close(out[finite], expected[finite], atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(platform.machine() not in {"x86_64", "AMD64"}, reason="x86 vector widths")
+@pytest.mark.parametrize(("march", "width"), [("x86-64-v3", 8), ("x86-64", 4)])
+def test_narrower_vector_builds_equal_textbook_form(tmp_path, monkeypatch, march, width):
+    """The AVX2 (8 floats) and plain SSE (4 floats) builds that CPUs without AVX-512 get."""
+    compiler = cpu_kernel._compiler()
+    target = tmp_path / f"gated_inception-{march}.so"
+    flags = (*cpu_kernel._FLAGS, f"-march={march}", "-fopenmp")
+    assert cpu_kernel._compile(compiler, flags, target) is None
+    lib = cpu_kernel._bind(ctypes.CDLL(str(target)))
+    assert lib.tsattn_vector_width() == width
+    monkeypatch.setattr(cpu_kernel, "load", lambda: lib)
+    for c_in, c_out, kernel_set, dilation, nodes in CASES[:4]:
+        module = GatedTemporalConv(c_in, c_out, kernel_set, dilation)
+        x = torch.randn(2, c_in, nodes, long_enough(nodes, dilation, max(kernel_set)) + 5)
+        x.requires_grad_()
+        out, expected, got, want = kernel_and_textbook_gradients(module, x)
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)

@@ -75,7 +75,13 @@ static inline float hsum(vf v) {
 
 // Keep a loaded vector in a register: without it the compiler folds the load into every FMA
 // that uses it, and the loads, not the FMAs, become the bottleneck.
+#if defined(__x86_64__) || defined(__i386__)
 #define PIN(v) __asm__("" : "+v"(v))
+#elif defined(__aarch64__)
+#define PIN(v) __asm__("" : "+w"(v))
+#else
+#define PIN(v) (void)0
+#endif
 
 // exp with Cephes' range reduction and polynomial (within 2 ulp on the clamped range); the
 // clamps are written so that a NaN passes through them and comes out as NaN
@@ -162,7 +168,14 @@ static geom make_geom(int64_t B, int64_t C, int64_t O, int64_t N, int64_t T, int
     return g;
 }
 
-#define RV 6            // row vectors per tile
+// tiles sized to the vector registers: 32 with AVX-512, 16 with AVX2 and SSE
+#if VW == 16
+#define RV 6   // row vectors per tile of the forward and input passes
+#define DWC 4  // channels per tile of the weight pass (times 4 weight rows)
+#else
+#define RV 3
+#define DWC 2
+#endif
 #define TILE (RV * VW)  // rows per tile
 #define CHUNK 1024      // rows per work item of the forward and input passes
 #define DW_ROWS 2048    // rows per work item of the weight pass
@@ -434,15 +447,15 @@ static void dw_work(const void *p, int64_t begin, int64_t end, int tid) {
             rb = g.rows * k / c->pieces / VW * VW;
             re = k + 1 == c->pieces ? g.rows : g.rows * (k + 1) / c->pieces / VW * VW;
         }
-        for (int64_t c0 = 0; c0 < g.C; c0 += 4) {
+        for (int64_t c0 = 0; c0 < g.C; c0 += DWC) {
             for (int64_t o0 = 0; o0 < g.O; o0 += 4) {
                 int64_t j0 = g.K;  // taps of the tile: those of its largest kernel
                 for (int64_t o = o0; o < o0 + 4 && o < g.O; ++o) j0 = g.jstart[o] < j0 ? g.jstart[o] : j0;
                 for (int64_t j = j0; j < g.K; ++j) {
-                    if (c0 + 4 <= g.C && o0 + 4 <= g.O) {
-                        dw_tile<4, 4>(c, c0, o0, j, b0, b1, rb, re, out);
+                    if (c0 + DWC <= g.C && o0 + 4 <= g.O) {
+                        dw_tile<DWC, 4>(c, c0, o0, j, b0, b1, rb, re, out);
                     } else {
-                        for (int64_t ci = c0; ci < c0 + 4 && ci < g.C; ++ci)
+                        for (int64_t ci = c0; ci < c0 + DWC && ci < g.C; ++ci)
                             for (int64_t o = o0; o < o0 + 4 && o < g.O; ++o)
                                 if (j >= g.jstart[o]) dw_tile<1, 1>(c, ci, o, j, b0, b1, rb, re, out);
                     }

@@ -81,6 +81,22 @@ def _cpu_identity() -> str:
     return "\n".join(sorted({line for line in lines if line.startswith(wanted)}))
 
 
+def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> str | None:
+    """Build ``cpu_kernel.cpp`` into ``target``; ``None``, or the compiler's complaint."""
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        built = Path(tmp) / target.name
+        result = subprocess.run(
+            [compiler, *flags, str(SOURCE), "-o", str(built)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            return result.stderr.strip()[-500:]
+        os.replace(built, target)  # atomic: concurrent builds leave one good file
+    return None
+
+
 def _build(compiler: str) -> Path:
     """Compile ``cpu_kernel.cpp`` into the cache (once per source, compiler and CPU)."""
     source = SOURCE.read_bytes()
@@ -98,19 +114,25 @@ def _build(compiler: str) -> Path:
             return target
     errors = []
     for flags, target in targets.items():
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            built = Path(tmp) / target.name
-            result = subprocess.run(
-                [compiler, *flags, str(SOURCE), "-o", str(built)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode == 0:
-                os.replace(built, target)  # atomic: concurrent builds leave one good file
-                return target
-        errors.append(f"{' '.join(flags[len(_FLAGS) :])}: {result.stderr.strip()[-500:]}")
+        error = _compile(compiler, flags, target)
+        if error is None:
+            return target
+        errors.append(f"{' '.join(flags[len(_FLAGS) :])}: {error}")
     raise RuntimeError("compiling cpu_kernel.cpp failed:\n" + "\n".join(errors))
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Declare the C signatures of the entry points."""
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    lib.tsattn_min_rows.restype = i64
+    lib.tsattn_min_rows.argtypes = []
+    lib.tsattn_vector_width.restype = ctypes.c_int
+    lib.tsattn_vector_width.argtypes = []
+    lib.tsattn_gated_forward.restype = ctypes.c_int
+    lib.tsattn_gated_forward.argtypes = [ctypes.c_int, *[i64] * 7, *[ptr] * 7]
+    lib.tsattn_gated_backward.restype = ctypes.c_int
+    lib.tsattn_gated_backward.argtypes = [ctypes.c_int, *[i64] * 7, *[ptr] * 9]
+    return lib
 
 
 @functools.cache
@@ -137,16 +159,7 @@ def load() -> ctypes.CDLL | None:
             stacklevel=2,
         )
         return None
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    lib.tsattn_min_rows.restype = i64
-    lib.tsattn_min_rows.argtypes = []
-    lib.tsattn_vector_width.restype = ctypes.c_int
-    lib.tsattn_vector_width.argtypes = []
-    lib.tsattn_gated_forward.restype = ctypes.c_int
-    lib.tsattn_gated_forward.argtypes = [ctypes.c_int, *[i64] * 7, *[ptr] * 7]
-    lib.tsattn_gated_backward.restype = ctypes.c_int
-    lib.tsattn_gated_backward.argtypes = [ctypes.c_int, *[i64] * 7, *[ptr] * 9]
-    return lib
+    return _bind(lib)
 
 
 def min_rows() -> int:
