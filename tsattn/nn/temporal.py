@@ -255,10 +255,9 @@ class _GatedInception(torch.autograd.Function):
         c_out = sum(rows) // 2
         weight = _stack_padded(weights, max(kernel_set))  # (2 c_out, c_in, 1, k_max)
         bias = torch.cat(biases)
-        scale = weight.new_ones(2 * c_out, 1, 1, 1)
-        scale[:c_out] = 2.0  # tanh(f) = 2 sigmoid(2 f) - 1; doubling is exact in floating point
+        scale = _tanh_scale(bias, c_out)
         x = x.contiguous(memory_format=torch.channels_last)
-        z = F.conv2d(x, weight * scale, bias * scale.view(-1), dilation=(1, dilation))
+        z = F.conv2d(x, weight * scale.view(-1, 1, 1, 1), bias * scale, dilation=(1, dilation))
         s = torch.sigmoid_(z)
         s_f, s_g = s.split(c_out, dim=1)
         y = torch.mul(s_f, 2.0).sub_(1.0).mul_(s_g)
@@ -298,6 +297,14 @@ class _GatedInception(torch.autograd.Function):
             grad_w if need_w else None, grad_b if need_b else None, kernel_set, rows
         )
         return (grad_x if need_x else None, None, None, *branch_grads)
+
+
+def _tanh_scale(bias: torch.Tensor, c_out: int) -> torch.Tensor:
+    """``(2 c_out,)``: 2 for the filter rows, 1 for the gate rows, so that one sigmoid gives
+    ``tanh(f) = 2 sigmoid(2 f) - 1``; doubling is exact in floating point."""
+    scale = bias.new_ones(2 * c_out)
+    scale[:c_out] = 2.0
+    return scale
 
 
 def _refuse_double_backward() -> None:
@@ -352,12 +359,12 @@ class _GatedInceptionKernel(torch.autograd.Function):
         # (2 c_out, c_in, 1, k_max) -> (2 c_out, k_max, c_in)
         weight = _stack_padded(weights, max(kernel_set)).squeeze(2).transpose(1, 2).contiguous()
         bias = torch.cat(biases)
-        scaled_weight, scaled_bias = weight.clone(), bias.clone()
-        scaled_weight[:c_out] *= 2.0  # tanh(f) = 2 sigmoid(2 f) - 1
-        scaled_bias[:c_out] *= 2.0
+        scale = _tanh_scale(bias, c_out)
         first_tap = _first_taps(tuple(kernel_set), rows)
         x = x.contiguous()
-        y, act, gate = cpu_kernel.gated_forward(x, scaled_weight, scaled_bias, first_tap, dilation)
+        y, act, gate = cpu_kernel.gated_forward(
+            x, weight * scale.view(-1, 1, 1), bias * scale, first_tap, dilation
+        )
         ctx.save_for_backward(x, weight, act, gate)
         ctx.geometry = (tuple(kernel_set), int(dilation), list(rows), first_tap)
         return y
