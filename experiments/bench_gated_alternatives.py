@@ -58,6 +58,7 @@ from bench_speed import (
     ROOT,
     SHAPES,
     gated_conv_case,
+    library_fused,
     markdown,
     paired_ratios,
     time_round_robin,
@@ -143,15 +144,6 @@ class _TapSetSplit(torch.autograd.Function):
                 grads[2 * row] = dw[j * c : j * c + c, ..., k_g - k :]
                 grads[2 * row + 1] = db[j * c : j * c + c]
         return (grad_x, None, None, None, *grads)
-
-
-def library_fused(module: GatedTemporalConv, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` on the library convolution, even where the compiled CPU kernel applies."""
-    module.use_cpu_kernel = False
-    try:
-        return module(x)
-    finally:
-        del module.use_cpu_kernel  # back to the class default
 
 
 def tap_set_split(module: GatedTemporalConv, x: torch.Tensor) -> torch.Tensor:
