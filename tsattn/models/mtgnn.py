@@ -30,6 +30,7 @@ from tsattn.nn.fusion import create_fusion
 from tsattn.nn.graph import GraphLearner, MixHop
 from tsattn.nn.mixers import create_mixer
 from tsattn.nn.revin import RevIN
+from tsattn.nn.shortcut import SHORTCUTS, LinearShortcut
 from tsattn.nn.temporal import GatedTemporalConv, receptive_field
 
 __all__ = ["MTGNN", "PRESETS", "MTGNNConfig"]
@@ -125,6 +126,9 @@ class MTGNNConfig:
     revin_affine: bool = True
     time_features: int = 0
     layer_norm_affine: bool = True
+    channel_independent: bool = False
+    linear_shortcut: str = "none"
+    decomposition_kernel: int = 25
 
     def __post_init__(self) -> None:
         self.kernel_set = tuple(int(k) for k in self.kernel_set)
@@ -148,6 +152,12 @@ class MTGNNConfig:
             (self.gcn_depth >= 1, "gcn_depth must be >= 1"),
             (0.0 <= self.prop_beta <= 1.0, "prop_beta must lie in [0, 1]"),
             (self.time_features >= 0, "time_features must be >= 0"),
+            (self.linear_shortcut in SHORTCUTS,
+             f"linear_shortcut must be one of {', '.join(SHORTCUTS)}"),
+            (self.decomposition_kernel >= 1 and self.decomposition_kernel % 2 == 1,
+             "decomposition_kernel must be an odd size >= 1"),
+            (not (self.channel_independent and self.graph),
+             "channel_independent=True runs every variable on its own, so it needs graph=False"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -158,7 +168,8 @@ class MTGNNConfig:
             f"{f.name}={getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
             if f.name in ("num_nodes", "seq_len", "horizon", "layers", "kernel_set",
-                          "dilation_exponential", "conv_channels", "dropout")
+                          "dilation_exponential", "conv_channels", "dropout", "graph",
+                          "channel_independent", "linear_shortcut")
         )  # fmt: skip
 
     @property
@@ -208,7 +219,15 @@ class MTGNN(nn.Module):
         in_dim = 1 + cfg.time_features
         self.input_length = max(cfg.seq_len, cfg.receptive_field)
 
+        # Channel independence runs every variable as its own one-node series.
+        self.node_count = 1 if cfg.channel_independent else cfg.num_nodes
+
         self.revin = RevIN(cfg.num_nodes, affine=cfg.revin_affine) if cfg.revin else None
+        self.shortcut = (
+            LinearShortcut(cfg.linear_shortcut, cfg.seq_len, cfg.horizon, cfg.decomposition_kernel)
+            if cfg.linear_shortcut != "none"
+            else None
+        )
         self.graph_learner = (
             GraphLearner(cfg.num_nodes, cfg.node_dim, cfg.top_k, cfg.tanh_alpha)
             if cfg.graph
@@ -243,7 +262,7 @@ class MTGNN(nn.Module):
                 self.graph_convs.append(nn.Conv2d(cfg.conv_channels, cfg.residual_channels, 1))
             self.norms.append(
                 nn.LayerNorm(
-                    (cfg.residual_channels, cfg.num_nodes, length),
+                    (cfg.residual_channels, self.node_count, length),
                     elementwise_affine=cfg.layer_norm_affine,
                 )
             )
@@ -262,6 +281,11 @@ class MTGNN(nn.Module):
             nn.ReLU(),
             nn.Conv2d(cfg.end_channels, cfg.horizon, kernel_size=1),
         )
+        if self.shortcut is not None:
+            # Beside a linear shortcut the deep path starts at zero, so training starts from
+            # the linear forecast and the network learns what the linear map misses.
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
 
     def adjacency(self) -> torch.Tensor:
         """The learned graph ``(N, N)``: ``A[v, w] > 0`` means node ``v`` reads from node ``w``."""
@@ -298,10 +322,16 @@ class MTGNN(nn.Module):
         self._check_input(x, x_mark)
         if self.revin is not None:
             x = self.revin.normalize(x)  # (B, T, N)
-        h = x.transpose(1, 2).unsqueeze(1)  # (B, T, N) -> (B, 1, N, T)
+        linear = self.shortcut(x) if self.shortcut is not None else None  # (B, H, N)
+        batch, steps, nodes = x.shape
+        if cfg.channel_independent:
+            x = x.transpose(1, 2).reshape(batch * nodes, steps, 1)  # (B, T, N) -> (B*N, T, 1)
+            if cfg.time_features:
+                x_mark = x_mark.repeat_interleave(nodes, dim=0)  # (B, T, F) -> (B*N, T, F)
+        h = x.transpose(1, 2).unsqueeze(1)  # (B', T, N') -> (B', 1, N', T)
         if cfg.time_features:
-            marks = x_mark.transpose(1, 2).unsqueeze(2)  # (B, T, F) -> (B, F, 1, T)
-            marks = marks.expand(-1, -1, cfg.num_nodes, -1)  # (B, F, 1, T) -> (B, F, N, T)
+            marks = x_mark.transpose(1, 2).unsqueeze(2)  # (B', T, F) -> (B', F, 1, T)
+            marks = marks.expand(-1, -1, self.node_count, -1)  # -> (B', F, N', T)
             h = torch.cat([h, marks.to(h.dtype)], dim=1)  # -> (B, 1 + F, N, T)
         if h.size(3) < self.input_length:
             h = F.pad(h, (self.input_length - h.size(3), 0))  # (B, D, N, T) -> (B, D, N, RF)
@@ -327,7 +357,11 @@ class MTGNN(nn.Module):
 
         fused = self.fusion(pyramid)  # -> (B, C_skip, N, T_f)
         out = self.head(fused)  # (B, C_skip, N, T_f) -> (B, H, N, 1)
-        out = out.squeeze(3)  # (B, H, N, 1) -> (B, H, N)
+        out = out.squeeze(3)  # (B', H, N', 1) -> (B', H, N')
+        if cfg.channel_independent:
+            out = out.reshape(batch, nodes, -1).transpose(1, 2)  # (B*N, H, 1) -> (B, H, N)
+        if linear is not None:
+            out = out + linear  # (B, H, N)
         if self.revin is not None:
             out = self.revin.denormalize(out)
         return out

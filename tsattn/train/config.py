@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from tsattn.models.mtgnn import MTGNNConfig
+from tsattn.train.recipe import RECIPES
 
 __all__ = ["DERIVED_MODEL_FIELDS", "DataConfig", "RunConfig", "TrainConfig", "split_options"]
 
@@ -124,7 +125,10 @@ class TrainConfig(_Section):
     over ``max_epochs``, ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off).
     ``patience`` is early stopping on ``val_loss`` (0 = off); the best checkpoint is reloaded
     before testing. ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n
-    optimiser steps, for resuming a killed run mid-epoch.
+    optimiser steps, for resuming a killed run mid-epoch. ``recipe="auto"`` builds the model of
+    the long-horizon recipe (:mod:`tsattn.train.recipe`) under the ``tslib`` and ``holdout``
+    protocols, where model settings are not given explicitly; ``"none"`` keeps
+    ``MTGNNConfig``'s own defaults.
     """
 
     loss: str = "mse"
@@ -146,9 +150,11 @@ class TrainConfig(_Section):
     limit_val_batches: float | int = 1.0
     limit_test_batches: float | int = 1.0
     checkpoint_every_n_steps: int | None = None
+    recipe: str = "auto"
 
     def __post_init__(self) -> None:
         _choice("train.loss", self.loss, LOSSES)
+        _choice("train.recipe", self.recipe, RECIPES)
         _choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.lr <= 0:
             raise ValueError(f"train.lr={self.lr} must be > 0.")

@@ -41,6 +41,7 @@ from tsattn.data import TimeSeriesDataModule
 from tsattn.models.mtgnn import MTGNNConfig
 from tsattn.train.config import DataConfig, TrainConfig
 from tsattn.train.module import ForecastModule
+from tsattn.train.recipe import resolve_model_options
 from tsattn.train.resume import DeterministicResume, resumable_loader
 
 __all__ = [
@@ -206,6 +207,10 @@ def fit_datamodule(
 ) -> TrainResult:
     """Seed, build the model from the data's shape, fit, reload the best checkpoint, test.
 
+    The model is ``MTGNNConfig`` with the data's shape, the long-horizon recipe where
+    ``train.recipe`` and the protocol call for it (:mod:`tsattn.train.recipe`), and ``model``'s
+    explicit settings on top.
+
     ``datamodule`` follows the ``tsattn.data.TimeSeriesDataModule`` contract (``seq_len``,
     ``num_nodes``, ``output_length``, ``n_time_features``, ``scaler``, ``window_counts``, the
     dataloaders).
@@ -248,15 +253,18 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
             f"no training windows (counts {counts}): the series is too short for "
             f"seq_len={seq_len} + horizon; use a shorter seq_len/horizon or more history."
         )
+    protocol = _protocol_of(datamodule)
+    model_options = resolve_model_options(
+        protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe
+    )
     model_config = MTGNNConfig(
         num_nodes=datamodule.num_nodes,
         seq_len=seq_len,
         horizon=datamodule.output_length,
         time_features=datamodule.n_time_features if use_time_features else 0,
-        **dict(model or {}),
+        **model_options,
     )
     loc, scale = scaler_affine(getattr(datamodule, "scaler", None), datamodule.num_nodes)
-    protocol = _protocol_of(datamodule)
     module = module_class(
         model_config.to_dict(),
         cfg.to_dict(),

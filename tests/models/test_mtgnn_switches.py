@@ -1,0 +1,87 @@
+"""The long-horizon switches of MTGNNConfig: channel independence and the linear shortcut."""
+
+import pytest
+import torch
+
+from tsattn.models.mtgnn import MTGNN, MTGNNConfig
+from tsattn.nn.shortcut import LinearShortcut, moving_average
+
+SMALL = dict(num_nodes=4, seq_len=24, horizon=6, layers=2, conv_channels=8, residual_channels=8,
+             skip_channels=8, end_channels=8)  # fmt: skip
+
+
+def test_channel_independent_output_of_a_variable_ignores_the_others():
+    torch.manual_seed(0)
+    model = MTGNN(MTGNNConfig(**SMALL, graph=False, channel_independent=True)).eval()
+    x = torch.randn(3, 24, 4)
+    changed = x.clone()
+    changed[..., 1:] = torch.randn(3, 24, 3) * 10  # every variable but the first
+    out, out_changed = model(x), model(changed)
+    torch.testing.assert_close(out[..., 0], out_changed[..., 0])
+    assert not torch.allclose(out[..., 1:], out_changed[..., 1:])
+
+
+def test_channel_independent_equals_the_model_run_on_each_variable_alone():
+    torch.manual_seed(0)
+    cfg = MTGNNConfig(**SMALL, graph=False, channel_independent=True, time_features=2)
+    model = MTGNN(cfg).eval()
+    single = MTGNN(MTGNNConfig(**{**SMALL, "num_nodes": 1}, graph=False, time_features=2)).eval()
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("revin")}
+    single.load_state_dict({**single.state_dict(), **state})
+    x, marks = torch.randn(2, 24, 4), torch.randn(2, 24, 2)
+    out = model(x, marks)
+    for node in range(4):
+        alone = single.revin.__class__(1, affine=True)
+        alone.weight.data, alone.bias.data = (model.revin.weight.data[[node]],
+                                              model.revin.bias.data[[node]])  # fmt: skip
+        single.revin = alone
+        torch.testing.assert_close(single(x[..., [node]], marks)[..., 0], out[..., node])
+
+
+def test_linear_shortcut_model_starts_as_the_linear_forecast():
+    torch.manual_seed(0)
+    model = MTGNN(MTGNNConfig(**SMALL, graph=False, channel_independent=True,
+                              linear_shortcut="linear")).eval()  # fmt: skip
+    x = torch.randn(5, 24, 4) * 3 + 2
+    mean, std = x.mean(1, keepdim=True), x.std(1, keepdim=True, unbiased=False)
+    expected = model.shortcut((x - mean) / torch.sqrt(std**2 + 1e-5))
+    expected = expected * torch.sqrt(std**2 + 1e-5) + mean
+    torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_shortcut_trains_both_paths():
+    torch.manual_seed(0)
+    model = MTGNN(MTGNNConfig(**SMALL, linear_shortcut="dlinear"))
+    model(torch.randn(4, 24, 4)).pow(2).mean().backward()
+    assert model.shortcut.linear.weight.grad.abs().sum() > 0
+    assert model.shortcut.trend.weight.grad.abs().sum() > 0
+    assert model.head[-1].weight.grad.abs().sum() > 0  # the zero-initialised deep head learns
+
+
+def test_moving_average_matches_a_loop_with_replicated_edges():
+    x = torch.randn(2, 11, 3)
+    padded = torch.cat([x[:, :1].expand(-1, 2, -1), x, x[:, -1:].expand(-1, 2, -1)], dim=1)
+    expected = torch.stack([padded[:, t : t + 5].mean(1) for t in range(11)], dim=1)
+    torch.testing.assert_close(moving_average(x, 5), expected)
+
+
+def test_dlinear_shortcut_is_trend_map_plus_remainder_map():
+    torch.manual_seed(0)
+    shortcut = LinearShortcut("dlinear", seq_len=24, horizon=6, kernel_size=5)
+    x = torch.randn(3, 24, 2)
+    trend = moving_average(x, 5)
+    expected = shortcut.trend(trend.transpose(1, 2)) + shortcut.linear((x - trend).transpose(1, 2))
+    torch.testing.assert_close(shortcut(x), expected.transpose(1, 2))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(linear_shortcut="cubic"), "linear_shortcut must be one of none, linear, dlinear"),
+        (dict(decomposition_kernel=24), "decomposition_kernel must be an odd size"),
+        (dict(channel_independent=True), "channel_independent=True .* needs graph=False"),
+    ],
+)
+def test_bad_switches_raise_value_errors_naming_the_setting(options, message):
+    with pytest.raises(ValueError, match=message):
+        MTGNNConfig(**SMALL, **options)
