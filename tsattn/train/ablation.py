@@ -5,7 +5,9 @@ run's result to ``<out>/runs/<mixer>-seed<k>/result.json`` as soon as it finishe
 pairs whose result exists, so an interrupted ablation resumes where it stopped (a run killed
 half-way restarts from its own ``last.ckpt``). The summary lands in ``<out>/ablation.csv``,
 ``<out>/ablation.md`` and ``<out>/ablation.png``: mean +- std over seeds of test MSE and MAE,
-parameter count and training seconds per epoch (validation excluded).
+parameter count, training seconds per epoch (validation excluded), and each mixer's test MSE
+minus ``identity``'s paired by seed, with a paired t-test's verdict (better / worse / within
+seed noise).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tsattn.nn.mixers import list_mixers
 from tsattn.train.config import RunConfig
 from tsattn.train.trainer import build_datamodule, fit_datamodule
 
-__all__ = ["run_ablation", "summarize", "write_table"]
+__all__ = ["paired_difference", "run_ablation", "summarize", "write_table"]
 
 
 def _run_one(cfg: RunConfig, run_dir: Path) -> dict:
@@ -124,8 +126,45 @@ def _title(cfg: RunConfig) -> str:
     )
 
 
+# Two-sided 95 % quantiles of Student's t by degrees of freedom (1..30); beyond 30, 1.96.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def paired_difference(runs: pd.DataFrame, reference: str = "identity") -> pd.DataFrame:
+    """Per mixer: test MSE minus the reference's test MSE of the same seed, mean and spread.
+
+    ``verdict`` reads a paired t-test at 95 %: ``better`` or ``worse`` when the interval
+    ``mean +- t * std / sqrt(n)`` of the per-seed differences excludes 0, ``within noise``
+    otherwise, and ``one seed`` when no spread can be measured. Seeds the reference lacks are
+    left out.
+    """
+    if reference not in set(runs["mixer"]):
+        return pd.DataFrame()
+    base = runs[runs["mixer"] == reference].set_index("seed")["test_mse"]
+    rows = {}
+    for mixer, part in runs.groupby("mixer", sort=False):
+        diff = (part.set_index("seed")["test_mse"] - base).dropna()  # paired by seed
+        n = len(diff)
+        mean = float(diff.mean()) if n else float("nan")
+        std = float(diff.std(ddof=1)) if n > 1 else float("nan")
+        if mixer == reference:
+            verdict = "reference"
+        elif n < 2:
+            verdict = "one seed"
+        else:
+            half = _T95[min(n - 1, len(_T95)) - 1] * std / np.sqrt(n)
+            verdict = (
+                "better" if mean + half < 0 else "worse" if mean - half > 0 else "within noise"
+            )
+        rows[mixer] = {"paired_seeds": n, "d_mse_mean": mean, "d_mse_std": std, "verdict": verdict}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per mixer: runs, mean/std of test MSE and MAE, params, seconds per epoch."""
+    """One row per mixer: runs, mean/std of test MSE and MAE, params, seconds per epoch, and the
+    difference to ``identity`` paired by seed (:func:`paired_difference`) when it ran."""
     grouped = runs.groupby("mixer", sort=False)
     table = pd.DataFrame(
         {
@@ -138,6 +177,9 @@ def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.Data
             "sec_per_epoch": grouped["sec_per_epoch"].mean(),
         }
     )
+    paired = paired_difference(runs)
+    if not paired.empty:
+        table = table.join(paired)
     if order is not None:
         table = table.reindex([m for m in order if m in table.index])
     table.index.name = "mixer"
@@ -150,17 +192,32 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> No
 
     out_dir = Path(out_dir)
     table.to_csv(out_dir / "ablation.csv", float_format="%.6g")
+    paired = "verdict" in table.columns
     lines = [
         f"Mixer ablation: {title}" if title else "Mixer ablation",
         "",
-        "| mixer | runs | MSE | MAE | params | s/epoch |",
-        "|---|---|---|---|---|---|",
+        "| mixer | runs | MSE | MAE | params | s/epoch |"
+        + (" MSE - identity (paired by seed) | vs identity |" if paired else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if paired else ""),
     ]
     for r in table.itertuples():
-        lines.append(
+        line = (
             f"| {r.Index} | {r.runs} | {r.mse_mean:.4f} +- {r.mse_std:.4f} | "
             f"{r.mae_mean:.4f} +- {r.mae_std:.4f} | {r.params:,} | {r.sec_per_epoch:.1f} |"
         )
+        if paired:
+            spread = "" if pd.isna(r.d_mse_std) else f" +- {r.d_mse_std:.4f}"
+            diff = "" if pd.isna(r.d_mse_mean) else f"{r.d_mse_mean:+.4f}{spread}"
+            line += f" {diff} | {r.verdict} |"
+        lines.append(line)
+    if paired:
+        better = [m for m, v in table["verdict"].items() if v == "better"]
+        lines += [
+            "",
+            "Beyond seed noise (paired t-test over seeds, 95 %), better than identity: "
+            + (", ".join(better) if better else "none")
+            + ".",
+        ]
     (out_dir / "ablation.md").write_text("\n".join(lines) + "\n")
 
     fig = Figure(figsize=(max(5, 1.1 * len(table)) * 2, 3.5))
