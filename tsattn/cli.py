@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tsattn.train.checkpoint import run_file
 from tsattn.train.config import RunConfig
 
 __all__ = ["build_parser", "main"]
@@ -104,11 +105,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
-        cfg = RunConfig.from_yaml(run_dir / "config.yaml")
+        cfg = RunConfig.from_yaml(run_file(run_dir / "config.yaml", run_dir))
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             raise ValueError(f"{ckpt} does not exist: nothing to resume in {run_dir}.")
-        ckpt_path: str | None = str(ckpt)
+        ckpt_path: str | None = str(ckpt)  # checked inside the fit
     else:
         cfg = _resolve(args)
         if cfg.data.data is None:
@@ -145,7 +146,7 @@ def _load_model(args: argparse.Namespace):
     from tsattn.api import Forecaster
 
     if args.run:
-        path = Path(args.run) / "model.pt"
+        path = run_file(Path(args.run) / "model.pt", args.run)
     elif args.model:
         path = Path(args.model)
     else:
