@@ -297,7 +297,7 @@ class MTGNN(nn.Module):
         cfg = self.config
         self._check_input(x, x_mark)
         if self.revin is not None:
-            x = self.revin.normalize(x)  # (B, T, N)
+            x, stats = self.revin.normalize(x)  # (B, T, N)
         h = x.transpose(1, 2).unsqueeze(1)  # (B, T, N) -> (B, 1, N, T)
         if cfg.time_features:
             marks = x_mark.transpose(1, 2).unsqueeze(2)  # (B, T, F) -> (B, F, 1, T)
@@ -329,5 +329,5 @@ class MTGNN(nn.Module):
         out = self.head(fused)  # (B, C_skip, N, T_f) -> (B, H, N, 1)
         out = out.squeeze(3)  # (B, H, N, 1) -> (B, H, N)
         if self.revin is not None:
-            out = self.revin.denormalize(out)
+            out = self.revin.denormalize(out, stats)
         return out
