@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tsattn._config import reject_unknown
 from tsattn.nn.fusion import create_fusion
 from tsattn.nn.graph import GraphLearner, MixHop
 from tsattn.nn.mixers import create_mixer
@@ -173,13 +174,7 @@ class MTGNNConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MTGNNConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown MTGNNConfig field(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(sorted(names))}."
-            )
+        reject_unknown("MTGNNConfig field", data, cls)
         return cls(**dict(data))
 
     @classmethod
