@@ -129,6 +129,17 @@ def test_test_run_refuses_a_model_file_linked_from_outside_the_run(run_dir, tmp_
     assert not (copy / "test_metrics.json").exists()
 
 
+def test_test_run_refuses_to_write_through_a_link_leaving_the_run(run_dir, tmp_path, capsys):
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (copy / "test_metrics.json").unlink(missing_ok=True)
+    (copy / "test_metrics.json").symlink_to(victim)
+    assert main(["test", "--run", str(copy)]) == 2
+    assert "test_metrics.json resolves to" in capsys.readouterr().err
+    assert victim.read_text() == "keep me"
+
+
 def test_fit_resume_refuses_a_checkpoint_that_would_run_code(run_dir, tmp_path, capsys):
     copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
     marker = tmp_path / "code-ran"

@@ -124,7 +124,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     forecaster = Forecaster.from_config(cfg).fit(
         cfg.data.data, run_dir=run_dir, ckpt_path=ckpt_path
     )
-    forecaster.save(run_dir / "model.pt")
+    forecaster.save(run_file(run_dir / "model.pt", run_dir))
     metrics = {
         **forecaster.metrics_,
         "params": sum(p.numel() for p in forecaster.model.parameters()),
@@ -136,7 +136,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         ),
         "wall_seconds": time.perf_counter() - started,
     }
-    _write_json(run_dir / "metrics.json", metrics)
+    _write_json(run_file(run_dir / "metrics.json", run_dir), metrics)
     print("metrics:")
     _print_metrics(metrics)
     return 0
@@ -160,7 +160,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
     forecaster = _load_model(args)
     metrics = forecaster.test(args.data)
     if args.run:
-        _write_json(Path(args.run) / "test_metrics.json", metrics)
+        _write_json(run_file(Path(args.run) / "test_metrics.json", args.run), metrics)
     print("metrics:")
     _print_metrics(metrics)
     return 0
