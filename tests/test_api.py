@@ -4,6 +4,8 @@ save/load, plotting, isolation, determinism, and every user error with its messa
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -92,6 +94,26 @@ def test_user_errors_are_clear(fitted, etth1):
         Forecaster(**TINY).predict()
     with pytest.raises(ValueError, match="unknown option 'layer'"):
         Forecaster(layer=2)
+
+
+def test_predict_from_several_threads_at_once_gives_each_thread_its_own_answer(fitted, etth1):
+    frames = [etth1.iloc[100 * k : 100 * k + 200] * (1 + 3 * k) + 10 * k for k in range(4)]
+    expected = [fitted.predict(frame) for frame in frames]
+    # every thread normalises its window before any maps its forecast back: a RevIN keeping the
+    # statistics on the module would hand all threads but one another thread's units
+    barrier = threading.Barrier(len(frames), timeout=60)
+
+    def wait_for_all(module, inputs) -> None:
+        barrier.wait()
+
+    hook = fitted.model.start_conv.register_forward_pre_hook(wait_for_all)
+    try:
+        with ThreadPoolExecutor(len(frames)) as pool:
+            got = list(pool.map(fitted.predict, frames))
+    finally:
+        hook.remove()
+    for answer, right in zip(got, expected, strict=True):
+        pd.testing.assert_frame_equal(answer, right)
 
 
 def test_same_seed_is_bit_identical_and_forecasters_do_not_share_state(etth1):

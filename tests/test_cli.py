@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 import tsattn
@@ -106,6 +107,49 @@ def test_errors_print_one_clear_line(workdir, capsys):
     assert "unknown TrainConfig field(s) lrr" in capsys.readouterr().err
     assert main(["test", "--run", str(workdir / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+class _MakesFolder:
+    """Unpickling this calls ``os.mkdir(path)``: what a tampered checkpoint could run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_test_run_refuses_a_model_file_linked_from_outside_the_run(run_dir, tmp_path, capsys):
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    (copy / "test_metrics.json").unlink(missing_ok=True)
+    (copy / "model.pt").unlink()
+    (copy / "model.pt").symlink_to(run_dir / "model.pt")
+    assert main(["test", "--run", str(copy)]) == 2
+    assert "model.pt resolves to" in capsys.readouterr().err
+    assert not (copy / "test_metrics.json").exists()
+
+
+def test_test_run_refuses_to_write_through_a_link_leaving_the_run(run_dir, tmp_path, capsys):
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (copy / "test_metrics.json").unlink(missing_ok=True)
+    (copy / "test_metrics.json").symlink_to(victim)
+    assert main(["test", "--run", str(copy)]) == 2
+    assert "test_metrics.json resolves to" in capsys.readouterr().err
+    assert victim.read_text() == "keep me"
+
+
+def test_fit_resume_refuses_a_checkpoint_that_would_run_code(run_dir, tmp_path, capsys):
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    marker = tmp_path / "code-ran"
+    last = copy / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["hyper_parameters"]["extra"] = _MakesFolder(marker)
+    torch.save(checkpoint, last)
+    assert main(["fit", "--resume", str(copy)]) == 2
+    assert "last.ckpt was refused: loading it would run code" in capsys.readouterr().err
+    assert not marker.exists()
 
 
 def test_ablate_writes_a_row_per_mixer_and_resumes(workdir, capsys):

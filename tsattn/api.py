@@ -29,6 +29,7 @@ import torch
 
 from tsattn.data import TimeSeriesDataModule, future_index, load_dataset, time_features
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
+from tsattn.train.checkpoint import load_checkpoint
 from tsattn.train.config import DataConfig, RunConfig, TrainConfig, split_options
 from tsattn.train.metrics import MetricAccumulator
 from tsattn.train.trainer import TrainResult, build_datamodule, fit_datamodule, scaler_affine
@@ -385,8 +386,9 @@ class Forecaster:
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device | None = None) -> Forecaster:
         """Read a file written by :meth:`save`; the model is placed on ``map_location`` (CPU by
-        default), so a GPU-trained model loads on a CPU-only machine."""
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        default), so a GPU-trained model loads on a CPU-only machine. A file holding anything but
+        tensors and plain data is refused (:func:`tsattn.train.checkpoint.load_checkpoint`)."""
+        payload = load_checkpoint(path)
         if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
             raise ValueError(
                 f"{path} is not a tsattn Forecaster file (written by Forecaster.save)."

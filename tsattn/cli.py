@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tsattn.train.checkpoint import run_file
 from tsattn.train.config import RunConfig
 
 __all__ = ["build_parser", "main"]
@@ -104,11 +105,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
-        cfg = RunConfig.from_yaml(run_dir / "config.yaml")
+        cfg = RunConfig.from_yaml(run_file(run_dir / "config.yaml", run_dir))
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             raise ValueError(f"{ckpt} does not exist: nothing to resume in {run_dir}.")
-        ckpt_path: str | None = str(ckpt)
+        ckpt_path: str | None = str(ckpt)  # checked inside the fit
     else:
         cfg = _resolve(args)
         if cfg.data.data is None:
@@ -123,7 +124,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     forecaster = Forecaster.from_config(cfg).fit(
         cfg.data.data, run_dir=run_dir, ckpt_path=ckpt_path
     )
-    forecaster.save(run_dir / "model.pt")
+    forecaster.save(run_file(run_dir / "model.pt", run_dir))
     metrics = {
         **forecaster.metrics_,
         "params": sum(p.numel() for p in forecaster.model.parameters()),
@@ -135,7 +136,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         ),
         "wall_seconds": time.perf_counter() - started,
     }
-    _write_json(run_dir / "metrics.json", metrics)
+    _write_json(run_file(run_dir / "metrics.json", run_dir), metrics)
     print("metrics:")
     _print_metrics(metrics)
     return 0
@@ -145,7 +146,7 @@ def _load_model(args: argparse.Namespace):
     from tsattn.api import Forecaster
 
     if args.run:
-        path = Path(args.run) / "model.pt"
+        path = run_file(Path(args.run) / "model.pt", args.run)
     elif args.model:
         path = Path(args.model)
     else:
@@ -159,7 +160,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
     forecaster = _load_model(args)
     metrics = forecaster.test(args.data)
     if args.run:
-        _write_json(Path(args.run) / "test_metrics.json", metrics)
+        _write_json(run_file(Path(args.run) / "test_metrics.json", args.run), metrics)
     print("metrics:")
     _print_metrics(metrics)
     return 0

@@ -106,7 +106,7 @@ def test_interrupted_download_leaves_no_partial_file(server, toy, tmp_path):
     with pytest.raises(
         FileNotFoundError,
         match=r"(?s)file toy.csv not found.*Downloading "
-        rf"{server}/cut/toy.csv failed \(.*(IncompleteRead|stopped after)",
+        rf"{server}/cut/toy.csv to .*toy.csv failed \(.*(IncompleteRead|stopped after)",
     ):
         locate_dataset("toy", progress=False)
     assert _leftovers(tmp_path / "cache") == []
@@ -133,7 +133,7 @@ def test_offline_error_names_file_every_place_url_and_manual_steps(toy, tmp_path
         f"$TSATTN_DATA_DIR: {tmp_path / 'shared' / 'toy.csv'}",
         f"./datasets: {tmp_path / 'datasets' / 'toy.csv'}",
         f"user cache: {tmp_path / 'cache' / 'toy.csv'}",
-        "Downloading http://127.0.0.1:9/toy.csv failed",
+        f"Downloading http://127.0.0.1:9/toy.csv to {tmp_path / 'mine' / 'toy.csv'} failed",
         "To place it by hand: download http://127.0.0.1:9/toy.csv, save it as",
         "or set TSATTN_DATA_DIR to the folder that holds toy.csv",
     ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.nn.knockout import forecast_with_level_zeroed
 from tsattn import MTGNN, MTGNNConfig, create_fusion, list_fusions
 from tsattn.nn.fusion import ASFFFusion, FPNFusion, PANetFusion, resize_time
 
@@ -74,7 +75,9 @@ def test_wrong_levels_are_rejected(name):
 
 @pytest.mark.parametrize(("channels", "lengths"), PYRAMIDS, ids=lambda p: str(p))
 @pytest.mark.parametrize("name", FUSIONS)
-def test_shapes_and_gradients(name, channels, lengths):
+def test_fusion_output_shape_and_gradient_reaching_every_level_and_parameter(
+    name, channels, lengths
+):
     fusion = create_fusion(name, channels, lengths, out_channels=7)
     levels = levels_for(channels, lengths, requires_grad=True)
     out = fusion(levels)
@@ -199,7 +202,7 @@ def test_default_fusion_is_mtgnn_skip():
     ids=["shallow", "shallow-short-input", "deep"],
 )
 @pytest.mark.parametrize("name", FUSIONS)
-def test_model_end_to_end_with_each_fusion(name, overrides):
+def test_model_with_each_fusion_forecasts_the_horizon_and_trains_the_fusion(name, overrides):
     cfg = tiny_config(fusion=name, **overrides)
     model = MTGNN(cfg)
     assert len(model.fusion.lengths) == cfg.layers + 2
@@ -209,6 +212,34 @@ def test_model_end_to_end_with_each_fusion(name, overrides):
     out.square().mean().backward()
     for pname, param in model.fusion.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", FUSIONS)
+def test_model_forecast_changes_when_any_pyramid_level_is_zeroed_before_the_fusion(name):
+    model = MTGNN(tiny_config(fusion=name, dropout=0.0)).eval()
+    x = torch.randn(2, 24, 4)
+    with torch.no_grad():
+        forecast = model(x)
+    for level in range(len(model.fusion.lengths)):
+        change = (forecast - forecast_with_level_zeroed(model, x, level)).abs().max()
+        assert change > 1e-4, f"{name}: level {level} does not reach the forecast"
+
+
+@pytest.mark.parametrize("name", FUSIONS)
+def test_model_forecast_differs_from_skip_sharing_every_weight_outside_the_fusion(name):
+    torch.manual_seed(0)
+    skip = MTGNN(tiny_config(fusion="skip")).eval()
+    model = MTGNN(tiny_config(fusion=name)).eval()
+    assert type(model.fusion) is type(create_fusion(name, [4], [8]))
+    shared = {k: v for k, v in skip.state_dict().items() if not k.startswith(("fusion.", "head."))}
+    model.load_state_dict(shared, strict=False)
+    if name == "skip":  # the control: the same fusion with the same weights forecasts the same
+        model.fusion.load_state_dict(skip.fusion.state_dict())
+        model.head.load_state_dict(skip.head.state_dict())
+    x = torch.randn(2, 24, 4)
+    with torch.no_grad():
+        change = (model(x) - skip(x)).abs().max()
+    assert change == 0 if name == "skip" else change > 1e-4
 
 
 def test_fusion_kwargs_reach_the_fusion_and_round_trip():

@@ -1,4 +1,5 @@
-"""A short training run on real data lowers the loss with every fusion and two mixers."""
+"""A short training run on real data lowers the loss with every fusion and two mixers, and the
+trained model still draws on every pyramid level and on its mixer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import tsattn
+from tests.nn.knockout import forecast_with_identity_mixers, forecast_with_level_zeroed
 from tsattn import MTGNN, MTGNNConfig
 
 SEQ_LEN, HORIZON, STEPS = 24, 12, 30
@@ -34,7 +36,9 @@ def etth1_windows(data_dir) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.data
 @pytest.mark.parametrize("mixer", mixers_to_train())
 @pytest.mark.parametrize("fusion", tsattn.list_fusions())
-def test_short_training_run_lowers_the_loss(etth1_windows, fusion, mixer):
+def test_short_training_lowers_the_loss_and_every_level_and_the_mixer_shape_the_forecast(
+    etth1_windows, fusion, mixer
+):
     x, y = etth1_windows
     cfg = MTGNNConfig(
         num_nodes=x.size(2), seq_len=SEQ_LEN, horizon=HORIZON, layers=3, conv_channels=8,
@@ -61,3 +65,10 @@ def test_short_training_run_lowers_the_loss(etth1_windows, fusion, mixer):
         optimizer.step()
     after = fixed_loss()
     assert after < 0.95 * before, f"{fusion}/{mixer}: loss {before:.4f} -> {after:.4f}"
+    with torch.no_grad():
+        forecast = model(fixed_x)
+    for level in range(len(model.fusion.lengths)):
+        change = (forecast - forecast_with_level_zeroed(model, fixed_x, level)).abs().max()
+        assert change > 1e-3, f"{fusion}/{mixer}: level {level} moves the forecast by {change}"
+    change = (forecast - forecast_with_identity_mixers(model, fixed_x)).abs().max()
+    assert change == 0 if mixer == "identity" else change > 1e-3, f"{mixer}: {change}"

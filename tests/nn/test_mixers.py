@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsattn import create_mixer, list_mixers
+from tests.nn.knockout import forecast_with_identity_mixers
+from tsattn import MTGNN, MTGNNConfig, create_mixer, list_mixers
 from tsattn.nn.mixers.coord import CoordinateAttention
 from tsattn.nn.mixers.cot import ContextualTransformer
 from tsattn.nn.mixers.danet import DualAttention
@@ -101,9 +102,49 @@ def test_danet_gammas_start_at_zero_and_still_receive_gradient() -> None:
     assert mixer.gamma_chan.grad.abs().item() > 0
 
 
-def test_identity_is_exact() -> None:
+def test_identity_mixer_returns_its_input_unchanged() -> None:
     x = torch.randn(2, 3, 4, 5)
     assert create_mixer("identity", 3)(x) is x
+
+
+def _active(mixer: nn.Module) -> nn.Module:
+    """DANet starts as the identity (both gammas 0, by design); move it to where training goes."""
+    if isinstance(mixer, DualAttention):
+        _with_gammas(mixer, 0.5, 0.5)
+    return mixer
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), MIXER_VARIANTS, ids=[f"{n}-{kw}" for n, kw in MIXER_VARIANTS]
+)
+def test_mixer_changes_its_input_unlike_identity(name: str, kwargs: dict) -> None:
+    mixer = _active(create_mixer(name, 8, **kwargs)).eval()
+    x = torch.randn(2, 8, 5, 12)
+    assert (mixer(x) - x).abs().max() > 1e-3
+
+
+def _tiny_model(mixer: str) -> MTGNN:
+    config = MTGNNConfig(
+        num_nodes=5, seq_len=24, horizon=6, layers=2, conv_channels=8, residual_channels=8,
+        skip_channels=8, end_channels=8, node_dim=4, top_k=2, dropout=0.0, mixer=mixer,
+    )  # fmt: skip
+    return MTGNN(config).eval()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_forecast_changes_when_its_mixers_become_identity_unless_identity(name: str) -> None:
+    model = _tiny_model(name)
+    for mixer in model.mixers:
+        assert type(mixer) is type(create_mixer(name, 8))
+        _active(mixer)
+    x = torch.randn(2, 24, 5)
+    with torch.no_grad():
+        forecast = model(x)
+    without = forecast_with_identity_mixers(model, x)
+    if name == "identity":
+        assert torch.equal(forecast, without)
+    else:
+        assert (forecast - without).abs().max() > 1e-4
 
 
 @pytest.mark.parametrize("position", ["axial", "full"])

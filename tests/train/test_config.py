@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from tsattn.models.mtgnn import MTGNNConfig
 from tsattn.train.config import DataConfig, RunConfig, TrainConfig, split_options
 
 
@@ -31,6 +34,38 @@ def test_yaml_round_trip_and_overrides(tmp_path):
 def test_bad_overrides_raise_clear_errors(override, message):
     with pytest.raises(ValueError, match=message):
         RunConfig().with_overrides([override])
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: RunConfig.from_dict({"trian": {}}),
+            "unknown config section(s) trian; valid: name, output_dir, data, model, train.",
+        ),
+        (
+            lambda: DataConfig.from_dict({"horizn": 3}),
+            "unknown DataConfig field(s) horizn; "
+            "valid: batch_size, data, eval_batch_size, horizon,",
+        ),
+        (
+            lambda: TrainConfig.from_dict({"lrr": 1, "epochs": 2}),
+            "unknown TrainConfig field(s) epochs, lrr; valid: accelerator,",
+        ),
+        (
+            lambda: RunConfig(model={"mixr": "se"}),
+            "unknown model field(s) mixr; valid: conv_channels,",
+        ),
+        (
+            lambda: MTGNNConfig.from_dict({"num_nodes": 3, "colour": 1}),
+            "unknown MTGNNConfig field(s) colour; valid: conv_channels,",
+        ),
+    ],
+    ids=["run", "data", "train", "model-overrides", "mtgnn"],
+)
+def test_every_from_dict_names_unknown_fields_and_the_valid_ones(build, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build()
 
 
 def test_split_options_sorts_flat_keywords():

@@ -55,7 +55,7 @@ def test_fit_reports_finite_metrics_and_reloads_best(toy, tmp_path):
     for name in ("test_mse", "test_mae", "test_rse", "test_corr", "best_val_loss"):
         assert torch.isfinite(torch.tensor(result.metrics[name])), name
     assert result.best_checkpoint.endswith("best.ckpt")
-    best = torch.load(result.best_checkpoint, weights_only=False)["state_dict"]
+    best = torch.load(result.best_checkpoint, weights_only=True)["state_dict"]
     assert all(torch.equal(v, result.module.state_dict()[k]) for k, v in best.items())
     assert (tmp_path / "metrics.csv").is_file()
     assert len(result.epoch_seconds) == 2

@@ -33,7 +33,7 @@ def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path):
     straight = _fit(tmp_path / "straight")
     with pytest.raises(KilledError):
         _fit(tmp_path / "killed", callbacks=[KillAt()])
-    last = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=False)
+    last = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=True)
     assert last["global_step"] == 21  # the resume really starts mid-epoch
     resumed = _fit(tmp_path / "killed", ckpt_path="last")
     assert resumed.trainer.global_step == straight.trainer.global_step == 48

@@ -18,9 +18,8 @@ from tsattn.data.download import (
     download_dataset,
     locate_dataset,
     search_paths,
-    verify_dataset,
 )
-from tsattn.data.loader import load_dataset
+from tsattn.data.loader import load_dataset, verify_dataset
 from tsattn.data.protocols import plan_splits
 from tsattn.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset
 from tsattn.data.scaling import Scaler

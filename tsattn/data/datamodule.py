@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from tsattn.data.download import locate_dataset
 from tsattn.data.loader import load_dataset, resolve_spec
 from tsattn.data.protocols import PROTOCOLS, SplitPlan, plan_splits
 from tsattn.data.scaling import SCALINGS, Scaler, fit_scaler
@@ -102,8 +103,6 @@ class TimeSeriesDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Download a registered dataset if it is not on disk (rank 0 only under DDP)."""
         if self.spec is not None:
-            from tsattn.data.download import locate_dataset
-
             locate_dataset(self.spec.name, root=self.load_kwargs.get("root"),
                            download=self.load_kwargs.get("download", True))  # fmt: skip
 

@@ -11,7 +11,7 @@ leaves a file under the real name.
 A located file with a pinned sha256 is always checked. To avoid hashing large files on every
 load, a successful check is remembered in ``<cache>/verified.json`` keyed by the absolute path
 together with the file's size and modification time (ns); any change of either triggers a new
-hash. :func:`verify_dataset` always re-hashes.
+hash. :func:`tsattn.data.loader.verify_dataset` always re-hashes.
 
 >>> [label for label, _ in search_paths()][-2:]
 ['./datasets', 'user cache']
@@ -34,12 +34,13 @@ from tsattn.data.registry import DatasetSpec, get_spec, list_datasets
 
 __all__ = [
     "cache_dir",
+    "check_sha256",
     "dataset_status",
     "download_dataset",
+    "find_dataset_file",
     "locate_dataset",
     "search_paths",
     "sha256_file",
-    "verify_dataset",
 ]
 
 _CHUNK = 1 << 20
@@ -122,7 +123,11 @@ def _manual_hint(spec: DatasetSpec, places: list[tuple[str, Path]]) -> str:
     )
 
 
-def _check_digest(spec: DatasetSpec, path: Path, *, use_ledger: bool = True) -> None:
+def check_sha256(spec: DatasetSpec, path: Path, *, use_ledger: bool = True) -> None:
+    """``ValueError`` unless ``path`` has ``spec``'s pinned sha256 (nothing to check without one).
+
+    ``use_ledger=False`` re-hashes even a file whose digest is remembered.
+    """
     if spec.sha256 is None:
         return
     digest = _known_digest(path) if use_ledger else None
@@ -185,6 +190,42 @@ def _fetch(url: str, dest: Path, sha256: str | None, *, progress: bool, label: s
         raise
 
 
+def find_dataset_file(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Path | None:
+    """The first copy of ``spec``'s file in :func:`search_paths`, unchecked; ``None`` if none."""
+    for _, folder in search_paths(root):
+        candidate = folder / spec.filename
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _download(
+    spec: DatasetSpec,
+    root: str | os.PathLike | None,
+    *,
+    progress: bool,
+    context: str,
+    places: list[tuple[str, Path]],
+) -> Path:
+    """Fetch ``spec`` into ``root`` (default: the user cache), checked and remembered.
+
+    A failed download raises ``FileNotFoundError``: ``context``, then what failed, then how to
+    place the file by hand in one of ``places``.
+    """
+    folder = Path(root).expanduser() if root is not None else cache_dir()
+    dest = folder / spec.filename
+    try:
+        _fetch(spec.url, dest, spec.sha256, progress=progress, label=spec.filename)
+    except (urllib.error.URLError, OSError) as error:
+        raise FileNotFoundError(
+            f"{context}Downloading {spec.url} to {dest} failed ({error}).\n"
+            + _manual_hint(spec, places)
+        ) from error
+    if spec.sha256 is not None:
+        _remember(dest, spec.sha256)
+    return dest
+
+
 def locate_dataset(
     name: str,
     *,
@@ -203,12 +244,11 @@ def locate_dataset(
     'ETTh1.csv'
     """
     spec = get_spec(name)
+    found = find_dataset_file(spec, root)
+    if found is not None:
+        check_sha256(spec, found)
+        return found
     places = search_paths(root)
-    for _, folder in places:
-        candidate = folder / spec.filename
-        if candidate.is_file():
-            _check_digest(spec, candidate)
-            return candidate
     searched = "\n".join(f"  - {label}: {folder / spec.filename}" for label, folder in places)
     head = f"dataset {spec.name!r}: file {spec.filename} not found. Searched:\n{searched}\n"
     if not download:
@@ -217,16 +257,7 @@ def locate_dataset(
             + f"download=False, so it was not fetched from {spec.url}.\n"
             + _manual_hint(spec, places)
         )
-    dest = (Path(root).expanduser() if root is not None else cache_dir()) / spec.filename
-    try:
-        _fetch(spec.url, dest, spec.sha256, progress=progress, label=spec.filename)
-    except (urllib.error.URLError, OSError) as error:
-        raise FileNotFoundError(
-            head + f"Downloading {spec.url} failed ({error}).\n" + _manual_hint(spec, places)
-        ) from error
-    if spec.sha256 is not None:
-        _remember(dest, spec.sha256)
-    return dest
+    return _download(spec, root, progress=progress, context=head, places=places)
 
 
 def download_dataset(
@@ -244,55 +275,23 @@ def download_dataset(
     folder = Path(root).expanduser() if root is not None else cache_dir()
     dest = folder / spec.filename
     if dest.is_file() and not force:
-        _check_digest(spec, dest)
+        check_sha256(spec, dest)
         return dest
-    try:
-        _fetch(spec.url, dest, spec.sha256, progress=progress, label=spec.filename)
-    except (urllib.error.URLError, OSError) as error:
-        raise FileNotFoundError(
-            f"dataset {spec.name!r}: downloading {spec.url} to {dest} failed ({error}). "
-            + _manual_hint(spec, [("root", folder)])
-        ) from error
-    if spec.sha256 is not None:
-        _remember(dest, spec.sha256)
-    return dest
-
-
-def verify_dataset(name: str, *, root: str | os.PathLike | None = None) -> Path:
-    """Find dataset ``name`` (never downloading) and re-hash it, ignoring the cached result.
-
-    Datasets without a pinned sha256 are parsed and their shape checked instead. Returns the
-    path; raises ``FileNotFoundError`` or ``ValueError`` as :func:`locate_dataset` does.
-    """
-    spec = get_spec(name)
-    for _, folder in search_paths(root):
-        candidate = folder / spec.filename
-        if candidate.is_file():
-            if spec.sha256 is None:
-                from tsattn.data.loader import load_dataset
-
-                load_dataset(candidate, spec=spec)
-            else:
-                _check_digest(spec, candidate, use_ledger=False)
-            return candidate
-    return locate_dataset(name, root=root, download=False)
+    return _download(
+        spec, root, progress=progress, context=f"dataset {spec.name!r}: ", places=[("root", folder)]
+    )
 
 
 def dataset_status(root: str | os.PathLike | None = None) -> list[dict[str, object]]:
     """One row per registered dataset: name, file, path found (or None), sha256 pinned, url.
 
-    Nothing is hashed or downloaded; use :func:`verify_dataset` for a full check.
+    Nothing is hashed or downloaded; use :func:`tsattn.data.verify_dataset` for a full check.
     """
     rows = []
     for name in list_datasets():
         spec = get_spec(name)
-        found = next(
-            (folder / spec.filename for _, folder in search_paths(root)
-             if (folder / spec.filename).is_file()),
-            None,
-        )  # fmt: skip
         rows.append(
-            dict(name=name, file=spec.filename, path=found, pinned=spec.sha256 is not None,
-                 url=spec.url)
+            dict(name=name, file=spec.filename, path=find_dataset_file(spec, root),
+                 pinned=spec.sha256 is not None, url=spec.url)
         )  # fmt: skip
     return rows

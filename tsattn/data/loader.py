@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsattn.data.download import locate_dataset
+from tsattn.data.download import check_sha256, find_dataset_file, locate_dataset
 from tsattn.data.parse import read_lstnet, read_wide_csv, to_wide
 from tsattn.data.registry import DatasetSpec, get_spec, list_datasets
 from tsattn.data.validate import validate_frame
 
-__all__ = ["load_dataset", "resolve_spec"]
+__all__ = ["load_dataset", "resolve_spec", "verify_dataset"]
 
 
 def resolve_spec(name_or_path: object) -> DatasetSpec | None:
@@ -111,3 +111,20 @@ def load_dataset(
         allow_irregular = True
     return validate_frame(frame, fill=fill, drop_columns=drop_columns, sort=sort,
                           allow_irregular=allow_irregular, source=source)  # fmt: skip
+
+
+def verify_dataset(name: str, *, root: str | os.PathLike | None = None) -> Path:
+    """Find dataset ``name`` (never downloading) and re-hash it, ignoring the cached result.
+
+    Datasets without a pinned sha256 are parsed and their shape checked instead. Returns the
+    path; raises ``FileNotFoundError`` or ``ValueError`` as :func:`locate_dataset` does.
+    """
+    spec = get_spec(name)
+    found = find_dataset_file(spec, root)
+    if found is None:
+        return locate_dataset(name, root=root, download=False)  # raises, naming every place
+    if spec.sha256 is None:
+        load_dataset(found, spec=spec)
+    else:
+        check_sha256(spec, found, use_ledger=False)
+    return found

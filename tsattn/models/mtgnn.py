@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tsattn._config import reject_unknown
 from tsattn.nn.fusion import create_fusion
 from tsattn.nn.graph import GraphLearner, MixHop
 from tsattn.nn.mixers import create_mixer
@@ -184,13 +185,7 @@ class MTGNNConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MTGNNConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown MTGNNConfig field(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(sorted(names))}."
-            )
+        reject_unknown("MTGNNConfig field", data, cls)
         return cls(**dict(data))
 
     @classmethod
@@ -321,7 +316,7 @@ class MTGNN(nn.Module):
         cfg = self.config
         self._check_input(x, x_mark)
         if self.revin is not None:
-            x = self.revin.normalize(x)  # (B, T, N)
+            x, stats = self.revin.normalize(x)  # (B, T, N)
         linear = self.shortcut(x) if self.shortcut is not None else None  # (B, H, N)
         batch, steps, nodes = x.shape
         if cfg.channel_independent:
@@ -363,5 +358,5 @@ class MTGNN(nn.Module):
         if linear is not None:
             out = out + linear  # (B, H, N)
         if self.revin is not None:
-            out = self.revin.denormalize(out)
+            out = self.revin.denormalize(out, stats)
         return out

@@ -36,13 +36,14 @@ become 1), so no depth is rejected.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tsattn.nn._registry import Registry
 
 __all__ = [
     "ASFFFusion",
@@ -377,17 +378,16 @@ class ASFFFusion(Fusion):
         return self.smooth(fused)  # (B, W, N, T_t) -> (B, out, N, T_t)
 
 
-_FUSIONS: dict[str, type[Fusion]] = {
-    "skip": SkipFusion,
-    "fpn": FPNFusion,
-    "panet": PANetFusion,
-    "asff": ASFFFusion,
-}
+_FUSIONS: Registry[Fusion] = Registry(
+    "fusion",
+    {"skip": SkipFusion, "fpn": FPNFusion, "panet": PANetFusion, "asff": ASFFFusion},
+    positional=("channels_list", "lengths"),
+)
 
 
 def list_fusions() -> list[str]:
     """Names accepted by :func:`create_fusion`, ``skip`` (MTGNN's) first."""
-    return list(_FUSIONS)
+    return _FUSIONS.names()
 
 
 def create_fusion(
@@ -404,17 +404,4 @@ def create_fusion(
     >>> create_fusion("asff", [8, 16], lengths=[12, 6], out_channels=4).out_length
     12
     """
-    key = name.lower() if isinstance(name, str) else name
-    if key not in _FUSIONS:
-        raise ValueError(f"unknown fusion {name!r}: choose one of {', '.join(_FUSIONS)}.")
-    cls = _FUSIONS[key]
-    accepted = [
-        p for p in inspect.signature(cls.__init__).parameters
-        if p not in ("self", "channels_list", "lengths")
-    ]  # fmt: skip
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"fusion {key!r} does not take {', '.join(unknown)}; it accepts: {', '.join(accepted)}."
-        )
-    return cls(channels_list, lengths, **kwargs)
+    return _FUSIONS.create(name, channels_list, lengths, **kwargs)

@@ -10,20 +10,31 @@ optional affine weight is per variable, as in the official code.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
-__all__ = ["RevIN"]
+__all__ = ["RevIN", "RevINStats"]
+
+
+class RevINStats(NamedTuple):
+    """Per-sample, per-variable statistics of one input window, each ``(B, 1, N)``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
 
 class RevIN(nn.Module):
-    """``normalize(x)`` on ``(B, T, N)`` inputs, ``denormalize(y)`` on ``(B, H, N)`` outputs.
+    """``normalize(x)`` on ``(B, T, N)`` inputs, ``denormalize(y, stats)`` on ``(B, H, N)`` outputs.
 
-    The statistics of the last ``normalize`` call are kept for the matching ``denormalize``.
+    ``normalize`` returns the statistics with the normalised input and the caller hands them to
+    ``denormalize``; the module keeps none, so one model can serve several threads at once.
 
     >>> revin = RevIN(3)
     >>> x = torch.randn(2, 10, 3) * 5 + 7
-    >>> torch.allclose(revin.denormalize(revin.normalize(x)), x, atol=1e-4)
+    >>> z, stats = revin.normalize(x)
+    >>> torch.allclose(revin.denormalize(z, stats), x, atol=1e-4)
     True
     """
 
@@ -36,20 +47,18 @@ class RevIN(nn.Module):
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features))
             self.bias = nn.Parameter(torch.zeros(num_features))
-        self._mean: torch.Tensor | None = None
-        self._std: torch.Tensor | None = None
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        self._mean = x.mean(dim=1, keepdim=True).detach()  # (B, T, N) -> (B, 1, N)
-        self._std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
-        x = (x - self._mean) / self._std
+    def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, RevINStats]:
+        """``(B, T, N)`` -> the normalised ``(B, T, N)`` and the window's statistics."""
+        mean = x.mean(dim=1, keepdim=True).detach()  # (B, T, N) -> (B, 1, N)
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
+        x = (x - mean) / std
         if self.affine:
             x = x * self.weight + self.bias
-        return x
+        return x, RevINStats(mean, std)
 
-    def denormalize(self, y: torch.Tensor) -> torch.Tensor:
-        if self._mean is None or self._std is None:
-            raise RuntimeError("RevIN.denormalize() was called before normalize().")
+    def denormalize(self, y: torch.Tensor, stats: RevINStats) -> torch.Tensor:
+        """``(B, H, N)`` back to the units of the window ``stats`` came from."""
         if self.affine:
             y = (y - self.bias) / (self.weight + self.eps * self.eps)
-        return y * self._std + self._mean  # (B, H, N)
+        return y * stats.std + stats.mean  # (B, H, N)

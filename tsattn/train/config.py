@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from tsattn._config import reject_unknown
 from tsattn.models.mtgnn import MTGNNConfig
 from tsattn.train.recipe import RECIPES
 
@@ -71,13 +72,7 @@ class _Section:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None):
         data = dict(data or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} field(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(sorted(names))}."
-            )
+        reject_unknown(f"{cls.__name__} field", data, cls)
         kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}
         return cls(**{k: _coerce(k, kinds[k], v) for k, v in data.items()})
 
@@ -176,10 +171,7 @@ def _model_overrides(model: Mapping[str, Any] | None) -> dict[str, Any]:
             f"model.{derived[0]} is set by the data: use data.seq_len / data.horizon instead "
             f"(num_nodes and time_features follow the data's columns and dates)."
         )
-    unknown = sorted(set(model) - names)
-    if unknown:
-        valid = sorted(names - set(DERIVED_MODEL_FIELDS))
-        raise ValueError(f"unknown model field(s) {', '.join(unknown)}; valid: {', '.join(valid)}.")
+    reject_unknown("model field", model, sorted(names - set(DERIVED_MODEL_FIELDS)))
     kinds = {f.name: str(f.type) for f in dataclasses.fields(MTGNNConfig)}
     return {k: _coerce(f"model.{k}", kinds[k], v) for k, v in model.items()}
 
@@ -209,12 +201,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
         data = dict(data)
-        unknown = sorted(set(data) - {"name", "output_dir", "data", "model", "train"})
-        if unknown:
-            raise ValueError(
-                f"unknown config section(s) {', '.join(unknown)}; "
-                "valid: name, output_dir, data, model, train."
-            )
+        reject_unknown("config section", data, ["name", "output_dir", "data", "model", "train"])
         return cls(
             data=DataConfig.from_dict(data.get("data")),
             model=dict(data.get("model") or {}),

@@ -39,6 +39,12 @@ from lightning.pytorch.loggers import CSVLogger
 
 from tsattn.data import TimeSeriesDataModule
 from tsattn.models.mtgnn import MTGNNConfig
+from tsattn.train.checkpoint import (
+    SAFE_GLOBALS,
+    check_resume_checkpoint,
+    load_checkpoint,
+    run_file,
+)
 from tsattn.train.config import DataConfig, TrainConfig
 from tsattn.train.module import ForecastModule
 from tsattn.train.recipe import resolve_model_options
@@ -214,7 +220,9 @@ def fit_datamodule(
     ``datamodule`` follows the ``tsattn.data.TimeSeriesDataModule`` contract (``seq_len``,
     ``num_nodes``, ``output_length``, ``n_time_features``, ``scaler``, ``window_counts``, the
     dataloaders).
-    ``ckpt_path`` (``"last"`` or a path) resumes a killed run. Returns the trained module (with
+    ``ckpt_path`` (``"last"`` or a path inside ``run_dir``) resumes a killed run; the checkpoint
+    is loaded without unpickling code and every file it names must lie inside ``run_dir``
+    (:mod:`tsattn.train.checkpoint`). Returns the trained module (with
     the best weights), the trainer, and metrics: ``val_*`` of the last validation,
     ``best_val_loss`` of the reloaded checkpoint, ``test_*`` of that checkpoint.
     """
@@ -240,6 +248,23 @@ def _lightning_output(verbose: bool) -> Iterator[None]:
             yield
         finally:
             logger.setLevel(level)
+
+
+def _resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | None:
+    """The checked checkpoint to resume from: ``"last"`` is ``checkpoints/last.ckpt`` of
+    ``run_dir`` (``None``, a fresh start, when there is none, as in Lightning)."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        last = Path(run_dir) / "checkpoints" / "last.ckpt"
+        if not last.exists():
+            warnings.warn(
+                f"ckpt_path='last' but {last} does not exist: training starts afresh.",
+                stacklevel=4,
+            )
+            return None
+        ckpt_path = str(last)
+    return str(check_resume_checkpoint(ckpt_path, run_dir))
 
 
 def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callbacks, test,
@@ -282,16 +307,19 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     trainer, best = build_trainer(
         cfg, run_dir, has_val=has_val, batches_per_epoch=batches, callbacks=extra
     )
-    trainer.fit(
-        module,
-        train_dataloaders=train_loader,
-        val_dataloaders=datamodule.val_dataloader() if has_val else None,
-        ckpt_path=ckpt_path,
-    )
+    resume_from = _resume_path(ckpt_path, run_dir)
+    with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+        trainer.fit(
+            module,
+            train_dataloaders=train_loader,
+            val_dataloaders=datamodule.val_dataloader() if has_val else None,
+            ckpt_path=resume_from,
+            weights_only=True,
+        )
     best_path = best.best_model_path if best is not None and best.best_model_path else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     if best_path:
-        state = torch.load(best_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(run_file(best_path, run_dir))
         module.load_state_dict(state["state_dict"])
         metrics["best_val_loss"] = float(best.best_model_score)
     if test and counts.get("test", 0) > 0:

@@ -26,11 +26,11 @@ mhsa        nothing                          time, nodes, or both (``axis``)
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from torch import nn
 
+from tsattn.nn._registry import Registry
 from tsattn.nn.mixers.cbam import CBAM
 from tsattn.nn.mixers.coord import CoordinateAttention
 from tsattn.nn.mixers.cot import ContextualTransformer
@@ -44,23 +44,27 @@ from tsattn.nn.mixers.triplet import TripletAttention
 
 __all__ = ["create_mixer", "list_mixers"]
 
-_MIXERS: dict[str, type[nn.Module]] = {
-    "identity": Identity,
-    "se": SqueezeExcite,
-    "eca": EfficientChannelAttention,
-    "cbam": CBAM,
-    "coord": CoordinateAttention,
-    "triplet": TripletAttention,
-    "danet": DualAttention,
-    "cot": ContextualTransformer,
-    "sk": SelectiveKernel,
-    "mhsa": MultiHeadSelfAttention,
-}
+_MIXERS: Registry[nn.Module] = Registry(
+    "mixer",
+    {
+        "identity": Identity,
+        "se": SqueezeExcite,
+        "eca": EfficientChannelAttention,
+        "cbam": CBAM,
+        "coord": CoordinateAttention,
+        "triplet": TripletAttention,
+        "danet": DualAttention,
+        "cot": ContextualTransformer,
+        "sk": SelectiveKernel,
+        "mhsa": MultiHeadSelfAttention,
+    },
+    positional=("channels",),
+)
 
 
 def list_mixers() -> list[str]:
     """Names accepted by :func:`create_mixer`, ``identity`` (the control) first."""
-    return list(_MIXERS)
+    return _MIXERS.names()
 
 
 def create_mixer(name: str, channels: int, **kwargs: Any) -> nn.Module:
@@ -72,19 +76,7 @@ def create_mixer(name: str, channels: int, **kwargs: Any) -> nn.Module:
     >>> create_mixer("identity", 16)
     Identity()
     """
-    key = name.lower() if isinstance(name, str) else name
-    if key not in _MIXERS:
-        raise ValueError(f"unknown mixer {name!r}: choose one of {', '.join(_MIXERS)}.")
+    _MIXERS.get(name)  # an unknown name is the first thing to report
     if not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels={channels!r}: pass the number of input channels (an int >= 1).")
-    cls = _MIXERS[key]
-    accepted = [
-        p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "channels")
-    ]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"mixer {key!r} does not take {', '.join(unknown)}; "
-            f"it accepts: {', '.join(accepted) or 'no keyword arguments'}."
-        )
-    return cls(channels, **kwargs)
+    return _MIXERS.create(name, channels, **kwargs)
