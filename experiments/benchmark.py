@@ -359,7 +359,9 @@ def write_mixer_ablations(out: Path, results: pd.DataFrame) -> None:
     runs = results.assign(mixer=[m.get("mixer", "identity") for m in results["model"]])
     if runs["mixer"].nunique() < 2 or runs["test_mse"].isna().any():
         return
-    order = list(dict.fromkeys(runs["mixer"]))
+    from tsattn.nn.mixers import list_mixers
+
+    order = [m for m in list_mixers() if m in set(runs["mixer"])]
     for (dataset, horizon), part in runs.groupby(["dataset", "horizon"]):
         folder = out / f"ablation_{dataset.lower()}_h{horizon}"
         folder.mkdir(exist_ok=True)

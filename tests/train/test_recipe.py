@@ -26,3 +26,24 @@ def test_asking_for_the_graph_turns_channel_independence_off():
 def test_unknown_recipe_is_a_value_error_naming_the_setting():
     with pytest.raises(ValueError, match=r"train\.recipe='best' is not valid"):
         TrainConfig(recipe="best")
+
+
+def test_auto_loss_is_l1_under_the_recipe_and_mse_elsewhere():
+    from tsattn.train.recipe import resolve_loss
+
+    assert resolve_loss("tslib", "auto") == "l1" and resolve_loss("holdout", "auto") == "l1"
+    assert resolve_loss("mtgnn", "auto") == "mse"
+    assert resolve_loss("tslib", "auto", recipe="none") == "mse"
+    assert resolve_loss("tslib", "mse") == "mse"
+
+
+def test_fit_trains_the_recipe_model_with_the_resolved_loss(tmp_path):
+    from tests.train.conftest import TINY_MODEL
+    from tests.train.toy import ToyDataModule
+    from tsattn.train import fit_datamodule
+
+    result = fit_datamodule(ToyDataModule(protocol="holdout"), model=TINY_MODEL,
+                            train=TrainConfig(max_steps=1, progress_bar=False, patience=0),
+                            run_dir=tmp_path)  # fmt: skip
+    assert result.module.train_config.loss == "l1"
+    assert result.module.model_config.channel_independent is True

@@ -37,7 +37,7 @@ __all__ = ["DERIVED_MODEL_FIELDS", "DataConfig", "RunConfig", "TrainConfig", "sp
 # MTGNNConfig fields that the data decides; a user never sets them directly.
 DERIVED_MODEL_FIELDS = ("num_nodes", "seq_len", "horizon", "time_features")
 
-LOSSES = ("mse", "l1")
+LOSSES = ("auto", "mse", "l1")
 LR_SCHEDULES = ("none", "exponential", "cosine")
 PROTOCOLS = ("auto", "tslib", "mtgnn", "holdout")
 SCALINGS = ("standard", "maxabs_legacy", "none")
@@ -115,7 +115,8 @@ class DataConfig(_Section):
 class TrainConfig(_Section):
     """How to train.
 
-    ``lr_schedule``: ``exponential`` multiplies the learning rate by ``lr_decay`` after every
+    ``loss``: ``mse``, ``l1``, or ``auto``: L1 where the long-horizon recipe applies
+    (:mod:`tsattn.train.recipe`), MSE elsewhere. ``lr_schedule``: ``exponential`` multiplies the learning rate by ``lr_decay`` after every
     epoch (the Time-Series-Library recipe halves it: ``lr_decay=0.5``), ``cosine`` anneals it to 0
     over ``max_epochs``, ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off).
     ``patience`` is early stopping on ``val_loss`` (0 = off); the best checkpoint is reloaded
@@ -126,7 +127,7 @@ class TrainConfig(_Section):
     ``MTGNNConfig``'s own defaults.
     """
 
-    loss: str = "mse"
+    loss: str = "auto"
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_schedule: str = "exponential"

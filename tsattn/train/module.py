@@ -94,7 +94,7 @@ class ForecastModule(pl.LightningModule):
         pred = pred.float()
         if self.train_config.loss == "l1":
             return F.l1_loss(pred, target)
-        return F.mse_loss(pred, target)
+        return F.mse_loss(pred, target)  # "mse", and "auto" outside fit_datamodule
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, x_mark = batch

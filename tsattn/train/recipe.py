@@ -15,6 +15,8 @@ that scored every candidate on validation windows only
 - ``linear_shortcut="linear"`` (RLinear, Li et al., 2023, https://arxiv.org/abs/2305.10721): a
   linear map of the normalised look-back beside the gated TCN, whose head starts at zero.
 - a narrow network (conv/residual 8, skip 16, end 32 channels).
+- training on the L1 loss (``train.loss="auto"`` resolves to ``l1`` here), which scored a lower
+  validation MSE than training on MSE itself at every horizon and dataset of the search.
 
 It applies to the protocols ``tslib`` and ``holdout`` (user data forecast over many steps), not
 to ``mtgnn``, whose benchmark is reproduced with the paper's own model. Settings given
@@ -31,7 +33,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RECIPES", "RECIPE_PROTOCOLS", "long_horizon_recipe", "resolve_model_options"]
+__all__ = [
+    "RECIPES",
+    "RECIPE_PROTOCOLS",
+    "long_horizon_recipe",
+    "resolve_loss",
+    "resolve_model_options",
+]
 
 RECIPES = ("auto", "none")
 RECIPE_PROTOCOLS = ("tslib", "holdout")
@@ -81,3 +89,14 @@ def resolve_model_options(
         resolved["channel_independent"] = False
     resolved.update(options)
     return resolved
+
+
+def resolve_loss(protocol: str, loss: str, recipe: str = "auto") -> str:
+    """``train.loss`` as trained: ``auto`` is ``l1`` under the recipe, ``mse`` elsewhere.
+
+    >>> resolve_loss("tslib", "auto"), resolve_loss("mtgnn", "auto"), resolve_loss("tslib", "mse")
+    ('l1', 'mse', 'mse')
+    """
+    if loss != "auto":
+        return loss
+    return "l1" if recipe == "auto" and protocol in RECIPE_PROTOCOLS else "mse"

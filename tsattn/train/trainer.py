@@ -23,6 +23,7 @@ reported metrics are exact (a ``DistributedSampler`` would pad the test set with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import warnings
@@ -47,7 +48,7 @@ from tsattn.train.checkpoint import (
 )
 from tsattn.train.config import DataConfig, TrainConfig
 from tsattn.train.module import ForecastModule
-from tsattn.train.recipe import resolve_model_options
+from tsattn.train.recipe import resolve_loss, resolve_model_options
 from tsattn.train.resume import DeterministicResume, resumable_loader
 
 __all__ = [
@@ -279,6 +280,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
             f"seq_len={seq_len} + horizon; use a shorter seq_len/horizon or more history."
         )
     protocol = _protocol_of(datamodule)
+    cfg = dataclasses.replace(cfg, loss=resolve_loss(protocol, cfg.loss, cfg.recipe))
     model_options = resolve_model_options(
         protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe
     )
