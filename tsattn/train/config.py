@@ -117,7 +117,8 @@ class TrainConfig(_Section):
 
     ``loss``: ``mse``, ``l1``, or ``auto``: L1 where the long-horizon recipe applies
     (:mod:`tsattn.train.recipe`), MSE elsewhere. ``lr_schedule``: ``exponential`` multiplies the
-    learning rate by ``lr_decay`` after every epoch (the Time-Series-Library recipe halves it: ``lr_decay=0.5``), ``cosine`` anneals it to 0
+    learning rate by ``lr_decay`` after every epoch (the Time-Series-Library recipe halves it:
+    ``lr_decay=0.5``), ``cosine`` anneals it to 0
     over ``max_epochs``, ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off).
     ``patience`` is early stopping on ``val_loss`` (0 = off); the best checkpoint is reloaded
     before testing. ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n
