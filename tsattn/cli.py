@@ -24,7 +24,6 @@ import json
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +98,23 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
         print(f"  {key:>16}: {value:.6g}" if isinstance(value, float) else f"  {key:>16}: {value}")
 
 
+def _require_data(data: str) -> None:
+    """Find (or download) ``data`` before anything is written, so that a run whose data
+    cannot be found leaves no empty run folder behind."""
+    from tsattn.data.loader import find_dataset_file, resolve_spec
+
+    spec = resolve_spec(data)
+    if spec is not None:
+        find_dataset_file(spec.name)
+    elif not Path(data).expanduser().is_file():
+        from tsattn.data import list_datasets
+
+        raise FileNotFoundError(
+            f"--data {data}: no such file, and not a registered dataset "
+            f"({', '.join(list_datasets())}): give a CSV path or one of those names."
+        )
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from tsattn.api import Forecaster
 
@@ -113,6 +129,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         cfg = _resolve(args)
         if cfg.data.data is None:
             raise ValueError("no data: pass --data NAME_OR_CSV (or data.data in --config).")
+        _require_data(cfg.data.data)
         cfg.name = cfg.name or _default_name(cfg)
         run_dir = Path(cfg.output_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir.mkdir(parents=True, exist_ok=False)
@@ -204,12 +221,20 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from tsattn.data import dataset_status, download_dataset, list_datasets, verify_dataset
+    from tsattn.data import (
+        dataset_status,
+        download_dataset,
+        get_spec,
+        list_datasets,
+        verify_dataset,
+    )
+    from tsattn.data.registry import shipped_file
 
     if args.action == "list":
         print(f"{'name':<16} {'file':<22} {'sha256':<7} found at")
         for row in dataset_status(args.root):
-            found = row["path"] or "-"
+            shipped = shipped_file(get_spec(str(row["name"])))
+            found = row["path"] or (f"shipped with tsattn: {shipped}" if shipped else "-")
             print(
                 f"{row['name']:<16} {row['file']:<22} {'yes' if row['pinned'] else 'no':<7} {found}"
             )
@@ -283,8 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    # Lightning's own use of a deprecated torch pytree check: nothing a tsattn user can act on
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:

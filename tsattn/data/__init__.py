@@ -20,7 +20,7 @@ from tsattn.data.download import (
     search_paths,
     verify_dataset,
 )
-from tsattn.data.loader import load_dataset
+from tsattn.data.loader import find_dataset_file, load_dataset
 from tsattn.data.protocols import plan_splits
 from tsattn.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset
 from tsattn.data.scaling import Scaler
@@ -33,6 +33,7 @@ __all__ = [
     "cache_dir",
     "dataset_status",
     "download_dataset",
+    "find_dataset_file",
     "future_index",
     "get_spec",
     "infer_freq",

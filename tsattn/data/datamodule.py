@@ -102,10 +102,10 @@ class TimeSeriesDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Download a registered dataset if it is not on disk (rank 0 only under DDP)."""
         if self.spec is not None:
-            from tsattn.data.download import locate_dataset
+            from tsattn.data.loader import find_dataset_file
 
-            locate_dataset(self.spec.name, root=self.load_kwargs.get("root"),
-                           download=self.load_kwargs.get("download", True))  # fmt: skip
+            find_dataset_file(self.spec.name, root=self.load_kwargs.get("root"),
+                              download=self.load_kwargs.get("download", True))  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
         """Load, validate, split, scale and window the data; later calls do nothing."""
