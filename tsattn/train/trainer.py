@@ -238,13 +238,15 @@ def fit_datamodule(
 
 # Lightning's messages that a tsattn user cannot act on: banners ("GPU available"), tips
 # advertising services, notes on options tsattn sets on purpose (in-memory windows need no
-# loader workers; a resumed run folder is not empty), the mid-epoch resume caveat that
-# tsattn.train.resume makes untrue, and Lightning's own use of a deprecated torch pytree check.
+# loader workers; a resumed run folder is not empty; val_fraction=0 means no validation),
+# the mid-epoch resume caveat that tsattn.train.resume makes untrue, and Lightning's own use
+# of a deprecated torch pytree check.
 _HIDDEN_WARNINGS = (
     r".*resuming from a checkpoint that ended before",
     r".*does not have many workers",
     r".*exists and is not empty",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r".*but have no `val_dataloader`",  # val_fraction=0 asks for no validation
 )
 
 
