@@ -153,10 +153,11 @@ def test_intervals_bracket_the_forecast_and_cover_the_calibration_windows(fitted
     assert scores["windows"] == fitted.calibration_.windows
     assert 0.80 <= scores["coverage_80"] < 0.95 <= scores["coverage_95"]
     assert 0 < scores["width_80"] < scores["width_95"]
+    # the half width is the conformal multiplier times the spread of the input, in OT's units
     width = future["OT-hi-80"] - future["OT-lo-80"]
-    assert width.to_numpy() == pytest.approx(
-        2 * fitted.calibration_.half_width(80.0)[:, 6].numpy(), rel=1e-6
-    )
+    spread = etth1["OT"].iloc[700 - 24 : 700].std(ddof=0) + 1e-3 * fitted.scaler.scale[6]
+    expected = 2 * fitted.calibration_.multiplier(80.0)[:, 6].double().numpy() * spread
+    assert width.to_numpy() == pytest.approx(expected, rel=1e-4)
 
 
 def test_interval_errors_say_what_to_do(fitted, etth1, tmp_path):

@@ -34,7 +34,12 @@ from tsattn.data.scaling import Scaler
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
 from tsattn.train.config import DataConfig, RunConfig, TrainConfig, split_options
 from tsattn.train.evaluation import all_windows, forecast_windows, score_windows
-from tsattn.train.intervals import ConformalCalibration, check_levels, interval_columns
+from tsattn.train.intervals import (
+    ConformalCalibration,
+    check_levels,
+    interval_columns,
+    window_scale,
+)
 from tsattn.train.trainer import TrainResult, build_datamodule, fit_datamodule, scaler_affine
 
 if TYPE_CHECKING:
@@ -240,17 +245,17 @@ class Forecaster:
         self.calibration_ = self._calibrate(dm) if self.window_counts_.get("val", 0) else None
 
     def _calibrate(self, dm: TimeSeriesDataModule) -> ConformalCalibration:
-        """Absolute errors in original units on the validation windows (thinned evenly)."""
+        """Conformal scores of the validation windows (thinned evenly to the size limit)."""
         model = self._require_fitted()
         windows = dm.datasets["val"]
         per_window = self.output_length * len(self.columns)
         keep = max(1, min(len(windows), ConformalCalibration.max_windows(per_window)))
         picked = np.linspace(0, len(windows) - 1, keep).round().astype(int)
-        errors = []
-        for pred, y in forecast_windows(model, Subset(windows, picked.tolist())):
-            diff = self.scaler.inverse_transform(pred) - self.scaler.inverse_transform(y)
-            errors.append(diff.abs().cpu())  # (B, H, N)
-        return ConformalCalibration.from_errors(torch.cat(errors))
+        errors, scales = [], []
+        for x, pred, y in forecast_windows(model, Subset(windows, picked.tolist())):
+            errors.append((pred - y).abs().cpu())  # (B, H, N), scaled units
+            scales.append(window_scale(x).cpu())  # (B, N)
+        return ConformalCalibration.from_errors(torch.cat(errors), torch.cat(scales))
 
     # ---------------------------------------------------------------- inference
     def _require_fitted(self) -> MTGNN:
@@ -305,7 +310,7 @@ class Forecaster:
         return WindowGeometry(seq_len, gap, out_len)
 
     def _half_widths(self, level: Iterable[float] | float | None) -> dict[float, torch.Tensor]:
-        """Level -> interval half width ``(H, N)`` in original units; ``{}`` for no level."""
+        """Level -> conformal multiplier ``(H, N)`` of the input spread; ``{}`` for no level."""
         if level is None:
             return {}
         levels = check_levels(level)
@@ -315,7 +320,7 @@ class Forecaster:
                 "fitted without validation windows, val_fraction=0, or saved by a tsattn "
                 "version without intervals): fit it again with val_fraction > 0 or val_data."
             )
-        return {lv: self.calibration_.half_width(lv).double() for lv in levels}
+        return {lv: self.calibration_.multiplier(lv) for lv in levels}
 
     def predict(
         self,
@@ -351,16 +356,18 @@ class Forecaster:
             x_mark = marks[None].to(device) if model.config.time_features else None  # (1, L, F)
             pred = model.eval()(x, x_mark)[0].double().cpu()  # (1, H, N) -> (H, N)
         pred = self.scaler.inverse_transform(pred)  # original units
+        unit = torch.from_numpy(self.scaler.scale)  # (N,) original units per scaled unit
+        spread = window_scale(values[None])[0].double() * unit  # (1, L, N) -> (N,)
         index = future_index(frame.index, trained)
         rows = slice(-1, None) if self.output_length == 1 and trained > 1 else slice(0, horizon)
         index, pred = index[rows], pred[rows]
-        out = pd.DataFrame(pred.numpy(), index=index, columns=self.columns)
-        for name_idx, name in enumerate(self.columns):
-            for lv, half in half_widths.items():
+        columns = {name: pred[:, i].numpy() for i, name in enumerate(self.columns)}
+        widths = {lv: (half.double()[rows] * spread).numpy() for lv, half in half_widths.items()}
+        for i, name in enumerate(self.columns):
+            for lv, width in widths.items():  # (H, N)
                 lo, hi = interval_columns(name, lv)
-                width = half[rows][:, name_idx].numpy()
-                out[lo], out[hi] = out[name] - width, out[name] + width
-        return out
+                columns[lo], columns[hi] = columns[name] - width[:, i], columns[name] + width[:, i]
+        return pd.DataFrame(columns, index=index)
 
     def evaluate(
         self,

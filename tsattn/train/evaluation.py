@@ -25,6 +25,7 @@ from tsattn.data.protocols import WindowGeometry
 from tsattn.data.scaling import Scaler
 from tsattn.data.windows import WindowDataset, collate_windows
 from tsattn.models.mtgnn import MTGNN
+from tsattn.train.intervals import window_scale
 from tsattn.train.metrics import MetricAccumulator
 
 __all__ = ["all_windows", "forecast_windows", "score_windows"]
@@ -46,15 +47,17 @@ def all_windows(
 def forecast_windows(
     model: MTGNN, dataset: WindowDataset, batch_size: int = 256
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(pred, y)`` per batch, both ``(B, H, N)`` float32 on the model's device, scaled units."""
+    """``(x, pred, y)`` per batch on the model's device, scaled units: ``x (B, L, N)``,
+    ``pred`` and ``y`` ``(B, H, N)`` float32."""
     device = next(model.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows)
     model.eval()
     with torch.no_grad():
         for x, y, x_mark in loader:
             marks = x_mark.to(device) if model.config.time_features else None  # (B, L, F)
-            pred = model(x.to(device), marks).float()  # (B, L, N) -> (B, H, N)
-            yield pred, y.to(device)
+            x = x.to(device)
+            pred = model(x, marks).float()  # (B, L, N) -> (B, H, N)
+            yield x, pred, y.to(device)
 
 
 def score_windows(
@@ -70,28 +73,32 @@ def score_windows(
 
     ``original_units=True`` takes the metrics in original units (the ``mtgnn`` protocol),
     otherwise on the scaled values (``tslib`` / ``holdout``); ``scaler`` maps between them.
-    ``intervals`` (level -> half width ``(H, N)`` in original units) adds ``coverage_<level>``,
-    the share of true values inside ``yhat +- half width``, and ``width_<level>``, the mean
-    width of the interval in original units.
+    ``intervals`` (level -> conformal multiplier ``(H, N)``, see
+    :mod:`tsattn.train.intervals`) adds ``coverage_<level>``, the share of true values inside
+    the interval, and ``width_<level>``, its mean width in original units.
     """
     if (original_units or intervals) and scaler is None:
         raise ValueError("original units and intervals need the data's scaler: pass scaler=.")
     acc = MetricAccumulator()
-    inside = {level: 0 for level in intervals or {}}
+    inside = dict.fromkeys(intervals or {}, 0)
+    width = dict.fromkeys(intervals or {}, 0.0)
     elements = 0
-    for pred, y in forecast_windows(model, dataset, batch_size):
-        if original_units or intervals:
-            pred_o, y_o = scaler.inverse_transform(pred), scaler.inverse_transform(y)
+    for x, pred, y in forecast_windows(model, dataset, batch_size):
         if original_units:
-            acc.update(pred_o, y_o)
+            acc.update(scaler.inverse_transform(pred), scaler.inverse_transform(y))
         else:
             acc.update(pred, y)
-        for level, half in (intervals or {}).items():
-            error = (pred_o - y_o).abs()  # (B, H, N)
-            inside[level] += int((error <= half[: pred.shape[1]].to(error.device)).sum())
+        if intervals:
+            error = (pred - y).abs()  # (B, H, N), scaled units
+            spread = window_scale(x)[:, None, :]  # (B, N) -> (B, 1, N)
+            unit = torch.as_tensor(scaler.scale, dtype=torch.float32, device=x.device)  # (N,)
+        for level, multiplier in (intervals or {}).items():
+            half = multiplier[: pred.shape[1]].float().to(x.device) * spread  # (B, H, N)
+            inside[level] += int((error <= half).sum())
+            width[level] += float((2 * half * unit).double().sum())  # original units
         elements += y.numel()
     scores: dict[str, Any] = {**acc.compute(), "windows": len(dataset)}
-    for level, half in (intervals or {}).items():
+    for level in intervals or {}:
         scores[f"coverage_{level:g}"] = inside[level] / max(1, elements)
-        scores[f"width_{level:g}"] = float(2 * half.double().mean())
+        scores[f"width_{level:g}"] = width[level] / max(1, elements)
     return scores
