@@ -81,6 +81,10 @@ def test_plot_returns_a_figure_with_history_forecast_and_truth(fitted, etth1):
     assert len(fig.axes) == 2
     assert [line.get_label() for line in fig.axes[0].lines] == ["history", "forecast", "truth"]
     plt.close(fig)
+    fig = fitted.plot(level=[80, 95], columns=["OT"])
+    bands = [c.get_label() for c in fig.axes[0].collections]
+    assert bands == ["95% interval", "80% interval"]  # the widest drawn first, palest
+    plt.close(fig)
 
 
 def test_user_errors_are_clear(fitted, etth1):

@@ -75,3 +75,37 @@ def test_two_nodes_started_like_separate_machines_train_together(tmp_path, launc
     assert [r["node_rank"] for r in ranks] == [0, 1]
     expected = "LightningEnvironment" if launcher == "lightning" else "TorchElasticEnvironment"
     assert {r["environment"] for r in ranks} == {expected}
+
+
+def test_cli_fit_on_two_torchrun_nodes_writes_one_run_folder(tmp_path, data_dir):
+    """The README's multi-machine command, on 2 simulated machines: rank 0 writes the run
+    folder, rank 1 trains its share and writes nothing."""
+    import tsattn
+
+    tsattn.load_dataset(data_dir / "ETTh1.csv").iloc[:500].to_csv(tmp_path / "small.csv")
+    port = str(_free_port())
+    fit = ["fit", "--data", str(tmp_path / "small.csv"), "--horizon", "6", "--seq-len", "24",
+           "--max-steps", "3", "--quiet", "--output-dir", str(tmp_path / "runs"),
+           "--set", "model.layers=1", "--set", "model.conv_channels=4",
+           "--set", "model.residual_channels=4", "--set", "model.skip_channels=8",
+           "--set", "model.end_channels=8", "--set", "model.node_dim=4",
+           "--set", "train.accelerator=cpu", "--set", "train.strategy=ddp",
+           "--set", "train.devices=1", "--set", "train.num_nodes=2"]  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+                "--nproc-per-node", "1", "--master-addr", "127.0.0.1",
+                "--master-port", port]  # fmt: skip
+    procs = []
+    for node in (0, 1):
+        command = [*torchrun, "--node-rank", str(node), "-m", "tsattn.cli", *fit]
+        procs.append(subprocess.Popen(
+            command, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        ))  # fmt: skip
+    outputs = [proc.communicate(timeout=240) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "model.pt").is_file() and (run / "graph.csv").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_mse"] > 0
+    assert "run folder:" in outputs[0][0] and outputs[1][0] == ""
