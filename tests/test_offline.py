@@ -108,3 +108,16 @@ def test_a_damaged_shipped_copy_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="the installation is damaged"):
         find_dataset_file("ETTh1", download=False)
+
+
+def test_datasets_list_and_verify_know_the_shipped_copy(tmp_path, monkeypatch, capsys):
+    from tsattn.cli import main
+
+    monkeypatch.delenv("TSATTN_DATA_DIR", raising=False)
+    monkeypatch.setenv("TSATTN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["datasets", "list"]) == 0
+    etth1 = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ETTh1"))
+    assert "shipped with tsattn:" in etth1 and etth1.endswith("ETTh1.csv.gz")
+    assert main(["datasets", "verify", "ETTh1"]) == 0
+    assert capsys.readouterr().out.startswith("ETTh1: OK ")
