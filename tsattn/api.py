@@ -26,14 +26,20 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Subset
 
 from tsattn.data import TimeSeriesDataModule, future_index, load_dataset, time_features
-from tsattn.data.protocols import WindowGeometry, plan_splits
+from tsattn.data.protocols import WindowGeometry
 from tsattn.data.scaling import Scaler
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
+from tsattn.train.backtest import (
+    cutoff_metrics,
+    cutoff_rows,
+    long_forecasts,
+    min_history_rows,
+    refit_every,
+)
 from tsattn.train.config import DataConfig, RunConfig, TrainConfig, split_options
-from tsattn.train.evaluation import all_windows, forecast_windows, score_windows
+from tsattn.train.evaluation import all_windows, calibrate, score_windows
 from tsattn.train.intervals import (
     ConformalCalibration,
     check_levels,
@@ -242,20 +248,8 @@ class Forecaster:
         loc, scale = scaler_affine(dm.scaler, dm.num_nodes)
         self.scaler = Scaler(self.config.data.scaling, np.asarray(loc), np.asarray(scale))
         self.history_ = dm.frame.iloc[-dm.seq_len :].copy()
-        self.calibration_ = self._calibrate(dm) if self.window_counts_.get("val", 0) else None
-
-    def _calibrate(self, dm: TimeSeriesDataModule) -> ConformalCalibration:
-        """Conformal scores of the validation windows (thinned evenly to the size limit)."""
-        model = self._require_fitted()
-        windows = dm.datasets["val"]
-        per_window = self.output_length * len(self.columns)
-        keep = max(1, min(len(windows), ConformalCalibration.max_windows(per_window)))
-        picked = np.linspace(0, len(windows) - 1, keep).round().astype(int)
-        errors, scales = [], []
-        for x, pred, y in forecast_windows(model, Subset(windows, picked.tolist())):
-            errors.append((pred - y).abs().cpu())  # (B, H, N), scaled units
-            scales.append(window_scale(x).cpu())  # (B, N)
-        return ConformalCalibration.from_errors(torch.cat(errors), torch.cat(scales))
+        has_val = self.window_counts_.get("val", 0) > 0
+        self.calibration_ = calibrate(self.model, dm.datasets["val"]) if has_val else None
 
     # ---------------------------------------------------------------- inference
     def _require_fitted(self) -> MTGNN:
@@ -423,19 +417,6 @@ class Forecaster:
         return {f"test_{k}": v for k, v in scores.items() if k != "windows"}
 
     # -------------------------------------------------------------- backtesting
-    def _min_history(self, rows: int) -> int:
-        """Fewest rows a fit on a history slice needs (one train window, and validation
-        windows when ``val_fraction > 0``), or ``rows + 1`` when even ``rows`` are too few."""
-        cfg = self.config.data
-        for n in range(cfg.seq_len + cfg.horizon, rows + 1):
-            try:
-                plan_splits(n, cfg.seq_len, cfg.horizon, "holdout",
-                            val_fraction=cfg.val_fraction, test_fraction=0.0)  # fmt: skip
-            except ValueError:
-                continue
-            return n
-        return rows + 1
-
     def cross_validation(
         self,
         data: Any,
@@ -454,55 +435,31 @@ class Forecaster:
         history up to that cutoff. This Forecaster itself is left as it was.
         ``step_size`` defaults to the horizon. Returns a :class:`Backtest`.
         """
-        horizon = self.config.data.horizon
-        step_size = horizon if step_size is None else int(step_size)
-        if isinstance(n_windows, bool) or int(n_windows) < 1 or step_size < 1:
-            raise ValueError(f"n_windows={n_windows} and step_size={step_size} must both be >= 1.")
-        every = int(refit) if not isinstance(refit, bool) else (1 if refit else 0)
-        if every < 0:
-            raise ValueError(f"refit={refit}: pass False, True or a number of windows >= 1.")
+        cfg = self.config.data
+        step_size = cfg.horizon if step_size is None else int(step_size)
+        every = refit_every(refit)
         levels = check_levels(level) if level is not None else []
-        frame = load_dataset(data)
-        n = len(frame)
-        first = self._min_history(n)
-        cutoffs = [n - horizon - (n_windows - 1 - i) * step_size for i in range(n_windows)]
-        if cutoffs[0] < first:
-            most = max(0, (n - horizon - first) // step_size + 1)
-            raise ValueError(
-                f"n_windows={n_windows} with step_size={step_size} and horizon={horizon} needs "
-                f"{first + horizon + (n_windows - 1) * step_size} rows ({first} to fit the first "
-                f"model on), but data has {n}: ask for at most {most} windows, a smaller "
-                "step_size, or pass more history."
-            )
-        options = copy.deepcopy(self.config)
-        options.data.protocol, options.data.test_fraction = "holdout", 0.0
-        if levels and options.data.val_fraction <= 0:
+        if levels and cfg.val_fraction <= 0:
             raise ValueError(
                 "intervals are calibrated on validation windows but val_fraction=0: set "
                 "val_fraction > 0 to backtest with level=..."
             )
-        rows, model = [], None
+        frame = load_dataset(data)
+        first = min_history_rows(cfg.seq_len, cfg.horizon, cfg.val_fraction, len(frame))
+        cutoffs = cutoff_rows(len(frame), horizon=cfg.horizon, n_windows=n_windows,
+                              step_size=step_size, min_history=first)  # fmt: skip
+        options = copy.deepcopy(self.config)
+        options.data.protocol, options.data.test_fraction = "holdout", 0.0
+        parts, model = [], None
         for i, cut in enumerate(cutoffs):  # `cut` rows of history
             if model is None or (every and i % every == 0):
                 model = Forecaster.from_config(options).fit(frame.iloc[:cut])
-            pred = model.predict(
-                frame.iloc[cut - model.model.config.seq_len : cut], level=levels or None
-            )
-            actual = frame.iloc[cut : cut + horizon]
-            for name in map(str, frame.columns):
-                part = pd.DataFrame({
-                    "cutoff": frame.index[cut - 1], "ds": actual.index, "variable": name,
-                    "actual": actual[name].to_numpy(), "forecast": pred[name].to_numpy(),
-                })  # fmt: skip
-                for lv in levels:
-                    lo, hi = interval_columns(name, lv)
-                    part[f"lo-{lv:g}"], part[f"hi-{lv:g}"] = (
-                        pred[lo].to_numpy(),
-                        pred[hi].to_numpy(),
-                    )
-                rows.append(part)
-        forecasts = pd.concat(rows, ignore_index=True)
-        return Backtest(forecasts, _cutoff_metrics(forecasts, levels))
+            history = frame.iloc[cut - cfg.seq_len : cut]
+            prediction = model.predict(history, level=levels or None)
+            actual = frame.iloc[cut : cut + cfg.horizon]
+            parts.append(long_forecasts(frame.index[cut - 1], actual, prediction, levels))
+        forecasts = pd.concat(parts, ignore_index=True)
+        return Backtest(forecasts, cutoff_metrics(forecasts, levels))
 
     # ------------------------------------------------------------- learned graph
     def graph(self) -> pd.DataFrame:
@@ -612,19 +569,3 @@ class Forecaster:
         history = history.iloc[-(history_steps or 2 * model.config.seq_len) :]
         levels = check_levels(level) if level is not None else []
         return plot_forecast(history, prediction, truth=truth, columns=columns, levels=levels)
-
-
-def _cutoff_metrics(forecasts: pd.DataFrame, levels: list[float]) -> pd.DataFrame:
-    """MAE, MSE, RMSE and interval coverage per cutoff, over its steps and variables."""
-    error = forecasts["forecast"] - forecasts["actual"]
-    table = pd.DataFrame({"cutoff": forecasts["cutoff"], "ae": error.abs(), "se": error**2})
-    for lv in levels:
-        table[f"coverage_{lv:g}"] = (
-            forecasts["actual"]
-            .between(forecasts[f"lo-{lv:g}"], forecasts[f"hi-{lv:g}"])
-            .astype(float)
-        )
-    metrics = table.groupby("cutoff", sort=True).mean()
-    metrics = metrics.rename(columns={"ae": "mae", "se": "mse"})
-    metrics.insert(2, "rmse", np.sqrt(metrics["mse"]))
-    return metrics

@@ -18,17 +18,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from tsattn.data.protocols import WindowGeometry
 from tsattn.data.scaling import Scaler
 from tsattn.data.windows import WindowDataset, collate_windows
 from tsattn.models.mtgnn import MTGNN
-from tsattn.train.intervals import window_scale
+from tsattn.train.intervals import ConformalCalibration, window_scale
 from tsattn.train.metrics import MetricAccumulator
 
-__all__ = ["all_windows", "forecast_windows", "score_windows"]
+__all__ = ["all_windows", "calibrate", "forecast_windows", "score_windows"]
 
 
 def all_windows(
@@ -45,7 +46,7 @@ def all_windows(
 
 
 def forecast_windows(
-    model: MTGNN, dataset: WindowDataset, batch_size: int = 256
+    model: MTGNN, dataset: Dataset, batch_size: int = 256
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(x, pred, y)`` per batch on the model's device, scaled units: ``x (B, L, N)``,
     ``pred`` and ``y`` ``(B, H, N)`` float32."""
@@ -102,3 +103,16 @@ def score_windows(
         scores[f"coverage_{level:g}"] = inside[level] / max(1, elements)
         scores[f"width_{level:g}"] = width[level] / max(1, elements)
     return scores
+
+
+def calibrate(model: MTGNN, dataset: WindowDataset, batch_size: int = 256) -> ConformalCalibration:
+    """Conformal scores of ``model`` on the held-back windows of ``dataset`` (validation),
+    thinned evenly to the size limit of :mod:`tsattn.train.intervals`."""
+    values_per_window = dataset.geometry.target_length * model.config.num_nodes
+    keep = min(len(dataset), ConformalCalibration.max_windows(values_per_window))
+    picked = np.linspace(0, len(dataset) - 1, keep).round().astype(int).tolist()
+    errors, scales = [], []
+    for x, pred, y in forecast_windows(model, Subset(dataset, picked), batch_size):
+        errors.append((pred - y).abs().cpu())  # (B, H, N), scaled units
+        scales.append(window_scale(x).cpu())  # (B, L, N) -> (B, N)
+    return ConformalCalibration.from_errors(torch.cat(errors), torch.cat(scales))
