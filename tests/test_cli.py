@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -39,20 +41,42 @@ def workdir(data_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run_dir(workdir) -> Path:
+def fit_log(workdir) -> str:
     args = ["fit", "--config", str(workdir / "tiny.yaml"), "--data", str(workdir / "small.csv"),
-            "--set", "model.mixer=se", "--set", "train.lr=3e-3", "--name", "tiny",
+            "--set", "model.mixer=se", "--set", "train.lr=3e-3", "--set", "model.graph=true",
+            "--name", "tiny",
             "--output-dir", str(workdir / "runs")]  # fmt: skip
-    assert main(args) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(args) == 0
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(workdir, fit_log) -> Path:
     (folder,) = (workdir / "runs").iterdir()
     return folder
+
+
+def test_fit_prints_a_short_summary(fit_log, run_dir):
+    lines = fit_log.splitlines()
+    assert lines[0] == f"run folder: {run_dir}"
+    assert lines[1].startswith("trained ") and " parameters on cpu for 1 epoch(s)" in lines[1]
+    assert (
+        lines[2] == "wrote config.yaml, metrics.json, metrics.csv, model.pt, graph.csv, graph.png"
+    )
+    assert lines[3] == "metrics:" and len(lines) < 20
 
 
 def test_fit_writes_one_run_folder(run_dir):
     assert run_dir.name.startswith("tiny-")
     for name in ("config.yaml", "metrics.json", "metrics.csv", "model.pt", "checkpoints/best.ckpt",
-                 "checkpoints/last.ckpt"):  # fmt: skip
+                 "checkpoints/last.ckpt", "graph.csv", "graph.png"):  # fmt: skip
         assert (run_dir / name).is_file(), name
+    graph = pd.read_csv(run_dir / "graph.csv", index_col=0)
+    assert list(graph.index) == list(graph.columns) == ["HUFL", "HULL", "MUFL", "MULL", "LUFL",
+                                                        "LULL", "OT"]  # fmt: skip
+    assert (run_dir / "graph.png").stat().st_size > 1000
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["mixer"] == "se" and config["train"]["lr"] == 3e-3
     assert config["model"]["layers"] == 1 and config["data"]["horizon"] == 6
@@ -85,6 +109,43 @@ def test_forecast_with_a_saved_model_and_by_fitting(run_dir, workdir):
                  "--config", str(workdir / "tiny.yaml"), "--set", "data.horizon=4",
                  "--quiet", "--out", str(out2)]) == 0  # fmt: skip
     assert pd.read_csv(out2, index_col=0).shape == (4, 7)
+    out3 = workdir / "pred3.csv"
+    assert main(["forecast", "--data", str(workdir / "small.csv"), "--model",
+                 str(run_dir / "model.pt"), "--level", "80", "--level", "95",
+                 "--out", str(out3)]) == 0  # fmt: skip
+    pred3 = pd.read_csv(out3, index_col=0)
+    assert pred3.shape == (6, 7 * 5) and (pred3["OT-lo-95"] <= pred3["OT-lo-80"]).all()
+
+
+def test_backtest_writes_forecasts_metrics_and_a_plot(workdir, capsys):
+    out = workdir / "bt"
+    assert main(["backtest", "--config", str(workdir / "tiny.yaml"), "--data",
+                 str(workdir / "small.csv"), "--n-windows", "2", "--step-size", "3",
+                 "--level", "80", "--out", str(out)]) == 0  # fmt: skip
+    forecasts = pd.read_csv(out / "backtest.csv", parse_dates=["cutoff", "ds"])
+    assert len(forecasts) == 2 * 6 * 7 and forecasts["cutoff"].nunique() == 2
+    assert {"actual", "forecast", "lo-80", "hi-80"} <= set(forecasts.columns)
+    metrics = pd.read_csv(out / "backtest_metrics.csv", index_col="cutoff")
+    assert list(metrics.columns) == ["mae", "mse", "rmse", "coverage_80"] and len(metrics) == 2
+    assert (out / "backtest.png").stat().st_size > 1000
+    assert "backtest.csv" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "backtest",
+                "--config",
+                str(workdir / "tiny.yaml"),
+                "--data",
+                str(workdir / "small.csv"),
+                "--n-windows",
+                "500",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    assert "ask for at most" in capsys.readouterr().err
 
 
 def test_fit_resume_continues_a_run_folder(run_dir):
@@ -180,3 +241,16 @@ def test_gpu_check_script_runs_in_cpu_only_mode(data_dir, tmp_path):
     assert "LeafSpec" not in proc.stderr  # Lightning's deprecation noise stays out of the CLI
     (metrics_file,) = tmp_path.glob("runs/gpu_check-*/metrics.json")
     assert math.isfinite(json.loads(metrics_file.read_text())["test_mse"])
+
+
+@pytest.mark.parametrize("variable", ["RANK", "SLURM_PROCID", "LOCAL_RANK"])
+def test_fit_on_a_secondary_ddp_rank_writes_no_run_folder(workdir, monkeypatch, capsys, variable):
+    """Every process of a multi-process launch runs the same command; rank 0 alone writes."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "1")
+    out = workdir / f"rank1-{variable}"
+    assert main(["fit", "--config", str(workdir / "tiny.yaml"), "--data",
+                 str(workdir / "small.csv"), "--output-dir", str(out)]) == 0  # fmt: skip
+    assert not out.exists()
+    assert capsys.readouterr().out == ""

@@ -19,25 +19,43 @@ from __future__ import annotations
 import copy
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
 from tsattn.data import TimeSeriesDataModule, future_index, load_dataset, time_features
+from tsattn.data.protocols import WindowGeometry
+from tsattn.data.scaling import Scaler
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
+from tsattn.train.backtest import (
+    cutoff_metrics,
+    cutoff_rows,
+    long_forecasts,
+    min_history_rows,
+    refit_every,
+)
 from tsattn.train.checkpoint import load_checkpoint
 from tsattn.train.config import DataConfig, RunConfig, TrainConfig, split_options
-from tsattn.train.metrics import MetricAccumulator
+from tsattn.train.evaluation import all_windows, calibrate, score_windows
+from tsattn.train.intervals import (
+    ConformalCalibration,
+    check_levels,
+    interval_columns,
+    window_scale,
+)
 from tsattn.train.trainer import TrainResult, build_datamodule, fit_datamodule, scaler_affine
 
-__all__ = ["FORECAST_DEFAULTS", "Forecaster", "forecast"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["FORECAST_DEFAULTS", "Backtest", "Forecaster", "forecast"]
 
 FILE_FORMAT = "tsattn-forecaster"
-FILE_VERSION = 1
+FILE_VERSION = 2  # 2: float64 scaler, conformal calibration; version 1 files still load
 
 # Defaults of :func:`forecast`: a small model (64k parameters for 7 variables) and at most 300
 # optimiser steps, so that an ETTh1-sized frame (17420 x 7) is fitted and forecast in under a
@@ -61,11 +79,14 @@ FORECAST_DEFAULTS: dict[str, Any] = dict(
 )
 
 
-def forecast(data: Any, horizon: int, **options: Any) -> pd.DataFrame:
+def forecast(
+    data: Any, horizon: int, *, level: Iterable[float] | None = None, **options: Any
+) -> pd.DataFrame:
     """Fit on the whole history of ``data`` and return the next ``horizon`` steps.
 
     ``options`` are :class:`Forecaster` options on top of :data:`FORECAST_DEFAULTS`
-    (e.g. ``mixer="eca"``, ``max_steps=1000``, ``progress_bar=False``).
+    (e.g. ``mixer="eca"``, ``max_steps=1000``, ``progress_bar=False``). ``level`` (percents,
+    e.g. ``[80, 95]``) adds prediction intervals: see :meth:`Forecaster.predict`.
 
     >>> import numpy as np, pandas as pd
     >>> df = pd.DataFrame({"x": np.sin(np.arange(300) / 5)},
@@ -73,7 +94,8 @@ def forecast(data: Any, horizon: int, **options: Any) -> pd.DataFrame:
     >>> forecast(df, 7, seq_len=32, max_steps=2, progress_bar=False).shape
     (7, 1)
     """
-    return Forecaster(horizon=horizon, **{**FORECAST_DEFAULTS, **options}).fit(data).predict()
+    model = Forecaster(horizon=horizon, **{**FORECAST_DEFAULTS, **options}).fit(data)
+    return model.predict(level=level)
 
 
 def _index_to_payload(index: pd.Index) -> dict[str, Any]:
@@ -101,6 +123,27 @@ def _index_from_payload(payload: Mapping[str, Any]) -> pd.Index:
     return pd.Index(values, name=payload["name"])
 
 
+class Backtest(NamedTuple):
+    """What :meth:`Forecaster.cross_validation` returns.
+
+    ``forecasts``: one row per cutoff, forecast step and variable, with the columns
+    ``cutoff`` (the last timestamp the model saw), ``ds`` (the forecast timestamp),
+    ``variable``, ``actual``, ``forecast`` and, when levels were asked, ``lo-<level>`` and
+    ``hi-<level>``; values in original units. ``metrics``: one row per cutoff with ``mae``,
+    ``mse``, ``rmse`` over its steps and variables (original units) and ``coverage_<level>``.
+    """
+
+    forecasts: pd.DataFrame
+    metrics: pd.DataFrame
+
+    def plot(self, columns: list[str] | None = None) -> Figure:
+        """Actual series and each cutoff's forecast, one panel per variable (first 6)."""
+        from tsattn.plotting import plot_backtest
+
+        levels = [float(c[3:]) for c in self.forecasts.columns if c.startswith("lo-")]
+        return plot_backtest(self.forecasts, columns=columns, levels=levels)
+
+
 class Forecaster:
     """Train an MTGNN forecaster on a series and forecast its future.
 
@@ -110,7 +153,8 @@ class Forecaster:
     ``seed``, ``accelerator``, ``precision``, ``progress_bar``, ...) and
     :class:`~tsattn.models.mtgnn.MTGNNConfig` (``mixer``, ``layers``, ``fusion``, ...), given
     flat. Unlike the benchmark default, ``test_fraction`` defaults to 0 here: the model learns
-    from the whole history except the validation tail.
+    from the whole history except the validation tail. The validation windows also calibrate
+    the prediction intervals (:mod:`tsattn.train.intervals`).
 
     >>> Forecaster(horizon=24, mixer="eca").config.model
     {'mixer': 'eca'}
@@ -122,6 +166,7 @@ class Forecaster:
         self.model: MTGNN | None = None
         self.metrics_: dict[str, float] = {}
         self.epoch_seconds_: list[float] = []
+        self.calibration_: ConformalCalibration | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig) -> Forecaster:
@@ -174,7 +219,8 @@ class Forecaster:
         ``val_data``, when given, must continue ``data`` in time (same columns); it replaces
         the validation tail. ``run_dir`` keeps checkpoints and logs there (a temporary folder
         otherwise); ``ckpt_path`` (``"last"`` or a file) resumes a killed fit in ``run_dir``.
-        Test metrics, when the protocol has a test split, land in ``metrics_``.
+        Test metrics, when the protocol has a test split, land in ``metrics_``. The
+        validation windows then calibrate the prediction intervals.
         """
         dm = self._datamodule(data, val_data)
         with tempfile.TemporaryDirectory(prefix="tsattn-") as scratch:
@@ -195,13 +241,16 @@ class Forecaster:
         self.result_ = result
         self.metrics_ = dict(result.metrics)
         self.epoch_seconds_ = list(result.epoch_seconds)
+        self.window_counts_: dict[str, int] = dict(dm.window_counts)
         self.columns: list[str] = list(dm.columns)
         self.freq: str | None = dm.freq
         self.protocol: str = dm.protocol
         self.output_length: int = dm.output_length
-        self.scaler_loc = module.scaler_loc.detach().cpu().clone()
-        self.scaler_scale = module.scaler_scale.detach().cpu().clone()
+        loc, scale = scaler_affine(dm.scaler, dm.num_nodes)
+        self.scaler = Scaler(self.config.data.scaling, np.asarray(loc), np.asarray(scale))
         self.history_ = dm.frame.iloc[-dm.seq_len :].copy()
+        has_val = self.window_counts_.get("val", 0) > 0
+        self.calibration_ = calibrate(self.model, dm.datasets["val"]) if has_val else None
 
     # ---------------------------------------------------------------- inference
     def _require_fitted(self) -> MTGNN:
@@ -225,14 +274,14 @@ class Forecaster:
             frame = frame[self.columns]  # same variables, matched by name
         return frame
 
-    def _inputs(self, frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Scaled values ``(T, N)`` and calendar marks ``(T, F)`` (or None) of a frame."""
+    def _inputs(self, frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled values ``(T, N)`` and calendar marks ``(T, F)`` (``F`` may be 0) of a frame."""
         model = self._require_fitted()
-        values = torch.tensor(frame.to_numpy(dtype=np.float64), dtype=torch.float32)  # (T, N)
-        values = (values - self.scaler_loc) / self.scaler_scale  # (T, N)
+        scaled = self.scaler.transform(frame.to_numpy(dtype=np.float64))  # (T, N), float64
+        values = torch.from_numpy(scaled.astype(np.float32))  # (T, N)
         n_marks = model.config.time_features
         if not n_marks:
-            return values, None
+            return values, torch.zeros(len(frame), 0)
         marks = torch.from_numpy(time_features(frame.index, self.freq))  # (T, F)
         if marks.shape[1] != n_marks:
             raise ValueError(
@@ -250,11 +299,38 @@ class Forecaster:
                 f"pass at least {seq_len} rows of history."
             )
 
-    def predict(self, data: Any = None, horizon: int | None = None) -> pd.DataFrame:
+    def _geometry(self) -> WindowGeometry:
+        seq_len, out_len = self._require_fitted().config.seq_len, self.output_length
+        gap = self.config.data.horizon - 1 if out_len == 1 else 0
+        return WindowGeometry(seq_len, gap, out_len)
+
+    def _half_widths(self, level: Iterable[float] | float | None) -> dict[float, torch.Tensor]:
+        """Level -> conformal multiplier ``(H, N)`` of the input spread; ``{}`` for no level."""
+        if level is None:
+            return {}
+        levels = check_levels(level)
+        if self.calibration_ is None:
+            raise ValueError(
+                "prediction intervals need a calibrated model, and this one has none (it was "
+                "fitted without validation windows, val_fraction=0, or saved by a tsattn "
+                "version without intervals): fit it again with val_fraction > 0 or val_data."
+            )
+        return {lv: self.calibration_.multiplier(lv) for lv in levels}
+
+    def predict(
+        self,
+        data: Any = None,
+        horizon: int | None = None,
+        *,
+        level: Iterable[float] | float | None = None,
+    ) -> pd.DataFrame:
         """Forecast the steps after ``data`` (default: after the history given to ``fit``).
 
         ``horizon`` (at most the trained one) cuts the forecast shorter. Under the ``mtgnn``
         single-step protocol the model predicts one row, ``horizon`` steps ahead.
+        ``level`` (percents in (0, 100), e.g. ``[80, 95]``) adds the columns
+        ``<variable>-lo-<level>`` and ``<variable>-hi-<level>``: split conformal intervals,
+        per step and variable, calibrated on the validation windows of the fit.
         """
         model = self._require_fitted()
         trained = self.config.data.horizon
@@ -264,6 +340,7 @@ class Forecaster:
                 f"horizon={horizon} but the model was trained for horizon={trained}: ask for "
                 f"1..{trained} steps, or fit a new model with horizon={horizon}."
             )
+        half_widths = self._half_widths(level)
         frame = self.history_ if data is None else self._frame(data)
         self._check_history(len(frame))
         seq_len = model.config.seq_len
@@ -271,53 +348,46 @@ class Forecaster:
         device = next(model.parameters()).device
         with torch.no_grad():
             x = values[None].to(device)  # (T, N) -> (1, L, N)
-            x_mark = None if marks is None else marks[None].to(device)  # (1, L, F)
-            pred = model.eval()(x, x_mark)[0].float().cpu()  # (1, H, N) -> (H, N)
-        pred = pred * self.scaler_scale + self.scaler_loc  # original units
+            x_mark = marks[None].to(device) if model.config.time_features else None  # (1, L, F)
+            pred = model.eval()(x, x_mark)[0].double().cpu()  # (1, H, N) -> (H, N)
+        pred = self.scaler.inverse_transform(pred)  # original units
+        unit = torch.from_numpy(self.scaler.scale)  # (N,) original units per scaled unit
+        spread = window_scale(values[None])[0].double() * unit  # (1, L, N) -> (N,)
         index = future_index(frame.index, trained)
-        if self.output_length == 1 and trained > 1:  # single step, `trained` steps ahead
-            index, pred = index[-1:], pred[-1:]
-        else:
-            index, pred = index[:horizon], pred[:horizon]
-        return pd.DataFrame(pred.numpy().astype(np.float64), index=index, columns=self.columns)
+        rows = slice(-1, None) if self.output_length == 1 and trained > 1 else slice(0, horizon)
+        index, pred = index[rows], pred[rows]
+        columns = {name: pred[:, i].numpy() for i, name in enumerate(self.columns)}
+        widths = {lv: (half.double()[rows] * spread).numpy() for lv, half in half_widths.items()}
+        for i, name in enumerate(self.columns):
+            for lv, width in widths.items():  # (H, N)
+                lo, hi = interval_columns(name, lv)
+                columns[lo], columns[hi] = columns[name] - width[:, i], columns[name] + width[:, i]
+        return pd.DataFrame(columns, index=index)
 
-    def evaluate(self, data: Any, batch_size: int = 256) -> dict[str, float]:
+    def evaluate(
+        self,
+        data: Any,
+        batch_size: int = 256,
+        *,
+        level: Iterable[float] | float | None = None,
+    ) -> dict[str, float]:
         """MSE, MAE, RSE, CORR over every window of ``data`` (stride 1), and the window count.
 
         Units follow the training protocol: scaled values (``tslib``/``holdout``) or original
-        units (``mtgnn``).
+        units (``mtgnn``). ``level`` adds ``coverage_<level>`` (the share of true values inside
+        the interval) and ``width_<level>`` (its mean width, original units).
         """
-        model = self._require_fitted()
-        frame = self._frame(data)
-        seq_len, out_len = model.config.seq_len, self.output_length
-        gap = self.config.data.horizon - 1 if out_len == 1 else 0
-        span = seq_len + gap + out_len
-        if len(frame) < span:
-            raise ValueError(
-                f"data has {len(frame)} rows but one window needs seq_len + horizon = {span}: "
-                "pass a longer series."
-            )
-        values, marks = self._inputs(frame)
-        windows = len(frame) - span + 1
-        acc = MetricAccumulator()
-        device = next(model.parameters()).device
-        loc, scale = self.scaler_loc.to(device), self.scaler_scale.to(device)
-        with torch.no_grad():
-            for start in range(0, windows, batch_size):
-                stop = min(windows, start + batch_size)
-                x = values[start : stop - 1 + seq_len].unfold(0, seq_len, 1)  # (W, N, L)
-                x = x.transpose(1, 2).to(device)  # (W, N, L) -> (W, L, N)
-                y = values[start + seq_len + gap : stop - 1 + span].unfold(0, out_len, 1)
-                y = y.transpose(1, 2).to(device)  # (W, N, H) -> (W, H, N)
-                x_mark = None
-                if marks is not None:
-                    x_mark = marks[start : stop - 1 + seq_len].unfold(0, seq_len, 1)
-                    x_mark = x_mark.transpose(1, 2).to(device)  # (W, F, L) -> (W, L, F)
-                pred = model.eval()(x, x_mark).float()  # (W, H, N)
-                if self.protocol == "mtgnn":
-                    pred, y = pred * scale + loc, y * scale + loc
-                acc.update(pred, y)
-        return {**acc.compute(), "windows": windows}
+        half_widths = self._half_widths(level)
+        values, marks = self._inputs(self._frame(data))
+        windows = all_windows(values, marks, self._geometry())
+        return self._score(windows, batch_size, half_widths)
+
+    def _score(self, windows: Any, batch_size: int, half_widths: dict) -> dict[str, float]:
+        return score_windows(
+            self._require_fitted(), windows, scaler=self.scaler,
+            original_units=self.protocol == "mtgnn", intervals=half_widths,
+            batch_size=batch_size,
+        )  # fmt: skip
 
     def test(self, data: Any = None) -> dict[str, float]:
         """Metrics on the test split of ``data`` under the training protocol and split.
@@ -325,7 +395,7 @@ class Forecaster:
         ``data`` defaults to the configured dataset (``config.data.data``); it must be the data
         the model was trained on (its train-split scaling is checked against the model's).
         """
-        model = self._require_fitted()
+        self._require_fitted()
         data = self.config.data.data if data is None else data
         if data is None:
             raise ValueError("no data to test on: pass data (the model's config names none).")
@@ -337,29 +407,88 @@ class Forecaster:
             raise ValueError("the data has no test split: set test_fraction > 0.")
         loc, scale = scaler_affine(dm.scaler, dm.num_nodes)
         if not (
-            np.allclose(loc, self.scaler_loc.numpy(), rtol=1e-4, atol=1e-6)
-            and np.allclose(scale, self.scaler_scale.numpy(), rtol=1e-4, atol=1e-6)
+            np.allclose(loc, self.scaler.mean, rtol=1e-4, atol=1e-6)
+            and np.allclose(scale, self.scaler.scale, rtol=1e-4, atol=1e-6)
         ):
             raise ValueError(
                 "the train split of this data scales differently from the model's training "
                 "data: test on the data (and split options) the model was trained on."
             )
-        acc = MetricAccumulator()
-        device = next(model.parameters()).device
-        loc_t, scale_t = self.scaler_loc.to(device), self.scaler_scale.to(device)
-        with torch.no_grad():
-            for x, y, x_mark in dm.test_dataloader():
-                x, y = x.to(device), y.to(device)
-                marks = x_mark.to(device) if model.config.time_features else None
-                pred = model.eval()(x, marks).float()  # (B, H, N)
-                if self.protocol == "mtgnn":
-                    pred, y = pred * scale_t + loc_t, y * scale_t + loc_t
-                acc.update(pred, y)
-        return {f"test_{k}": v for k, v in acc.compute().items()}
+        scores = self._score(dm.datasets["test"], dm.eval_batch_size, {})
+        return {f"test_{k}": v for k, v in scores.items() if k != "windows"}
+
+    # -------------------------------------------------------------- backtesting
+    def cross_validation(
+        self,
+        data: Any,
+        n_windows: int = 1,
+        step_size: int | None = None,
+        *,
+        refit: bool | int = False,
+        level: Iterable[float] | float | None = None,
+    ) -> Backtest:
+        """Backtest: forecast ``n_windows`` times from cutoffs ``step_size`` steps apart.
+
+        The last window ends at the end of ``data``; each forecast sees only the rows up to
+        its cutoff. A model with this Forecaster's options is fitted on the history up to the
+        first cutoff (``holdout`` protocol, its validation tail calibrating the intervals);
+        ``refit=k`` fits again every ``k`` windows (``True``: at every window), on all the
+        history up to that cutoff. This Forecaster itself is left as it was.
+        ``step_size`` defaults to the horizon. Returns a :class:`Backtest`.
+        """
+        cfg = self.config.data
+        step_size = cfg.horizon if step_size is None else int(step_size)
+        every = refit_every(refit)
+        levels = check_levels(level) if level is not None else []
+        if levels and cfg.val_fraction <= 0:
+            raise ValueError(
+                "intervals are calibrated on validation windows but val_fraction=0: set "
+                "val_fraction > 0 to backtest with level=..."
+            )
+        frame = load_dataset(data)
+        first = min_history_rows(cfg.seq_len, cfg.horizon, cfg.val_fraction, len(frame))
+        cutoffs = cutoff_rows(len(frame), horizon=cfg.horizon, n_windows=n_windows,
+                              step_size=step_size, min_history=first)  # fmt: skip
+        options = copy.deepcopy(self.config)
+        options.data.protocol, options.data.test_fraction = "holdout", 0.0
+        parts, model = [], None
+        for i, cut in enumerate(cutoffs):  # `cut` rows of history
+            if model is None or (every and i % every == 0):
+                model = Forecaster.from_config(options).fit(frame.iloc[:cut])
+            history = frame.iloc[cut - cfg.seq_len : cut]
+            prediction = model.predict(history, level=levels or None)
+            actual = frame.iloc[cut : cut + cfg.horizon]
+            parts.append(long_forecasts(frame.index[cut - 1], actual, prediction, levels))
+        forecasts = pd.concat(parts, ignore_index=True)
+        return Backtest(forecasts, cutoff_metrics(forecasts, levels))
+
+    # ------------------------------------------------------------- learned graph
+    def graph(self) -> pd.DataFrame:
+        """The learned adjacency with the variables' names on both axes: the row of variable
+        ``v`` holds how strongly ``v`` reads from each variable (0 = not at all)."""
+        model = self._require_fitted()
+        if not model.config.graph:
+            raise ValueError(
+                "this model was trained with graph=False: it learns no graph. Fit with "
+                "graph=True to learn one (the long-horizon recipe's channel-independent model has "
+                "none)."
+            )
+        adjacency = model.adjacency().cpu().double().numpy()  # (N, N)
+        return pd.DataFrame(
+            adjacency,
+            index=pd.Index(self.columns, name="variable"),
+            columns=pd.Index(self.columns, name="reads from"),
+        )
+
+    def plot_graph(self) -> Figure:
+        """A heat map of :meth:`graph`. Returns the ``matplotlib`` Figure."""
+        from tsattn.plotting import plot_graph
+
+        return plot_graph(self.graph())
 
     # ------------------------------------------------------------------ storage
     def save(self, path: str | Path) -> Path:
-        """Write weights, configs, scaler statistics, columns, freq and history tail to ``path``."""
+        """Write weights, configs, scaler, calibration, columns, freq and history tail."""
         model = self._require_fitted()
         payload = {
             "format": FILE_FORMAT,
@@ -367,7 +496,8 @@ class Forecaster:
             "model_config": model.config.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "options": self.config.to_dict(),
-            "scaler": {"loc": self.scaler_loc.tolist(), "scale": self.scaler_scale.tolist()},
+            "scaler": {"loc": self.scaler.mean.tolist(), "scale": self.scaler.scale.tolist()},
+            "calibration": None if self.calibration_ is None else self.calibration_.to_payload(),
             "columns": list(self.columns),
             "freq": self.freq,
             "protocol": self.protocol,
@@ -402,8 +532,15 @@ class Forecaster:
         forecaster.freq = payload["freq"]
         forecaster.protocol = payload["protocol"]
         forecaster.output_length = int(payload["output_length"])
-        forecaster.scaler_loc = torch.tensor(payload["scaler"]["loc"], dtype=torch.float32)
-        forecaster.scaler_scale = torch.tensor(payload["scaler"]["scale"], dtype=torch.float32)
+        forecaster.scaler = Scaler(
+            forecaster.config.data.scaling,
+            np.asarray(payload["scaler"]["loc"], dtype=np.float64),
+            np.asarray(payload["scaler"]["scale"], dtype=np.float64),
+        )
+        calibration = payload.get("calibration")  # absent in version 1 files
+        forecaster.calibration_ = (
+            None if calibration is None else ConformalCalibration.from_payload(calibration)
+        )
         forecaster.history_ = pd.DataFrame(
             payload["history"]["values"].numpy(),
             index=_index_from_payload(payload["history"]["index"]),
@@ -418,30 +555,20 @@ class Forecaster:
         truth: pd.DataFrame | None = None,
         columns: list[str] | None = None,
         history_steps: int | None = None,
-    ):
-        """History, forecast and (when given) the true future, one panel per variable.
+        *,
+        level: Iterable[float] | float | None = None,
+    ) -> Figure:
+        """History, forecast, interval bands (``level``) and (when given) the true future, one
+        panel per variable.
 
         ``columns`` picks variables (default: up to the first 6); ``history_steps`` how much
         history to draw (default: 2 x seq_len). Returns the ``matplotlib`` Figure.
         """
-        import matplotlib.pyplot as plt
+        from tsattn.plotting import plot_forecast
 
-        prediction = self.predict(data)
+        model = self._require_fitted()
+        prediction = self.predict(data, level=level)
         history = self.history_ if data is None else self._frame(data)
-        history = history.iloc[-(history_steps or 2 * self.model.config.seq_len) :]
-        columns = columns or self.columns[:6]
-        unknown = [c for c in columns if c not in self.columns]
-        if unknown:
-            raise ValueError(f"columns {unknown} are not among the model's {self.columns}.")
-        fig, axes = plt.subplots(
-            len(columns), 1, figsize=(10, 2.2 * len(columns)), sharex=True, squeeze=False
-        )
-        for ax, name in zip(axes[:, 0], columns, strict=True):
-            ax.plot(history.index, history[name], color="0.3", lw=1, label="history")
-            ax.plot(prediction.index, prediction[name], color="C1", lw=1.5, label="forecast")
-            if truth is not None and name in truth:
-                ax.plot(truth.index, truth[name], color="C0", lw=1, ls="--", label="truth")
-            ax.set_ylabel(name)
-        axes[0, 0].legend(loc="upper left", fontsize="small")
-        fig.tight_layout()
-        return fig
+        history = history.iloc[-(history_steps or 2 * model.config.seq_len) :]
+        levels = check_levels(level) if level is not None else []
+        return plot_forecast(history, prediction, truth=truth, columns=columns, levels=levels)

@@ -7,14 +7,17 @@
     tsattn fit --resume runs/ETTh1-h96-identity-20250101-120000   # continue a killed run
     tsattn test --run runs/ETTh1-h96-identity-20250101-120000
     tsattn forecast --data my.csv --horizon 24 --out pred.csv [--model runs/.../model.pt]
+    tsattn forecast --data my.csv --horizon 24 --level 80 --level 95   # prediction intervals
+    tsattn backtest --data my.csv --horizon 24 --n-windows 5 --step-size 24 --out bt/
     tsattn ablate --data ETTh1 --horizon 96 --mixers identity,se,eca --seeds 3
     tsattn datasets list | download ETTh1 | verify ETTh1
 
 Configuration is a :class:`~tsattn.train.config.RunConfig` (the same dataclasses as the
 Python API): defaults, then ``--config`` YAML, then the explicit flags, then ``--set key=value``.
 Each ``fit`` writes one folder with ``config.yaml`` (resolved), ``metrics.json`` (final),
-``metrics.csv`` (per-step log), ``model.pt`` (:meth:`tsattn.Forecaster.load`) and
-``checkpoints/`` (``best.ckpt``, ``last.ckpt``).
+``metrics.csv`` (per-step log), ``model.pt`` (:meth:`tsattn.Forecaster.load`),
+``checkpoints/`` (``best.ckpt``, ``last.ckpt``) and, for a graph model, ``graph.csv`` and
+``graph.png`` (the learned graph, :meth:`tsattn.Forecaster.graph`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,15 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or banners")
 
 
+def _add_level_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--level",
+        type=float,
+        action="append",
+        help="prediction interval level in percent, repeatable: --level 80 --level 95",
+    )
+
+
 def _resolve(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
     cfg = RunConfig.from_yaml(args.config) if args.config else (base or RunConfig())
     overrides = []
@@ -100,9 +113,41 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
         print(f"  {key:>16}: {value:.6g}" if isinstance(value, float) else f"  {key:>16}: {value}")
 
 
+def _require_data(data: str) -> None:
+    """Find (or download) ``data`` before anything is written, so that a run whose data
+    cannot be found leaves no empty run folder behind."""
+    from tsattn.data.loader import dataset_file, resolve_spec
+
+    spec = resolve_spec(data)
+    if spec is not None:
+        dataset_file(spec.name)
+    elif not Path(data).expanduser().is_file():
+        from tsattn.data import list_datasets
+
+        raise FileNotFoundError(
+            f"--data {data}: no such file, and not a registered dataset "
+            f"({', '.join(list_datasets())}): give a CSV path or one of those names."
+        )
+
+
+def _launched_rank() -> int:
+    """This process's rank as set by a multi-process launcher (torchrun: ``RANK``; SLURM:
+    ``SLURM_PROCID``; Lightning's own launch: ``NODE_RANK`` and ``LOCAL_RANK``), 0 alone.
+
+    Every process of a DDP run executes the same ``tsattn fit``; only rank 0 writes the run
+    folder (Lightning sends rank 0's checkpoint folder to the others)."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    node, local = os.environ.get("NODE_RANK", "0"), os.environ.get("LOCAL_RANK", "0")
+    return int(node) + int(local) if node.isdigit() and local.isdigit() else 0
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from tsattn.api import Forecaster
 
+    if _launched_rank() != 0:
+        return _fit_secondary_rank(args)
     if args.resume:
         run_dir = Path(args.resume)
         cfg = RunConfig.from_yaml(run_file(run_dir / "config.yaml", run_dir))
@@ -114,6 +159,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         cfg = _resolve(args)
         if cfg.data.data is None:
             raise ValueError("no data: pass --data NAME_OR_CSV (or data.data in --config).")
+        _require_data(cfg.data.data)
         cfg.name = cfg.name or _default_name(cfg)
         run_dir = Path(cfg.output_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir.mkdir(parents=True, exist_ok=False)
@@ -125,6 +171,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         cfg.data.data, run_dir=run_dir, ckpt_path=ckpt_path
     )
     forecaster.save(run_file(run_dir / "model.pt", run_dir))
+    graph_files = _write_graph(forecaster, run_dir)
+    counts = forecaster.window_counts_
     metrics = {
         **forecaster.metrics_,
         "params": sum(p.numel() for p in forecaster.model.parameters()),
@@ -137,9 +185,47 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "wall_seconds": time.perf_counter() - started,
     }
     _write_json(run_file(run_dir / "metrics.json", run_dir), metrics)
+    device = forecaster.result_.trainer.strategy.root_device
+    print(
+        f"trained {metrics['params']:,} parameters on {device.type} for {metrics['epochs']} "
+        f"epoch(s) in {metrics['wall_seconds']:.1f} s; windows train / val / test: "
+        f"{counts.get('train', 0)} / {counts.get('val', 0)} / {counts.get('test', 0)}"
+    )
+    print(f"wrote config.yaml, metrics.json, metrics.csv, model.pt{graph_files}")
     print("metrics:")
     _print_metrics(metrics)
     return 0
+
+
+def _fit_secondary_rank(args: argparse.Namespace) -> int:
+    """A DDP process other than rank 0: train its share, write and print nothing."""
+    from tsattn.api import Forecaster
+
+    if args.resume:
+        cfg = RunConfig.from_yaml(Path(args.resume) / "config.yaml")
+        ckpt_path: str | None = str(Path(args.resume) / "checkpoints" / "last.ckpt")
+    else:
+        cfg, ckpt_path = _resolve(args), None
+    with tempfile.TemporaryDirectory(prefix="tsattn-rank-") as scratch:
+        Forecaster.from_config(cfg).fit(cfg.data.data, run_dir=scratch, ckpt_path=ckpt_path)
+    return 0
+
+
+def _write_graph(forecaster: Any, run_dir: Path) -> str:
+    """``graph.csv`` and ``graph.png`` for a graph model; the names written, for the log."""
+    if not forecaster.model.config.graph:
+        return ""
+    graph = forecaster.graph()
+    graph.to_csv(run_dir / "graph.csv")
+    written = ", graph.csv"
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written + " (no graph.png: pip install 'tsattn[plot]')"
+    fig = forecaster.plot_graph()
+    fig.savefig(run_dir / "graph.png", dpi=120)
+    plt.close(fig)
+    return written + ", graph.png"
 
 
 def _load_model(args: argparse.Namespace):
@@ -173,19 +259,44 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         raise ValueError("pass --data (a CSV path or dataset name) with the history.")
     if args.model:
         forecaster = Forecaster.load(args.model, map_location=args.map_location)
-        prediction = forecaster.predict(args.data, horizon=args.horizon)
+        prediction = forecaster.predict(args.data, horizon=args.horizon, level=args.level)
     else:
         if args.horizon is None:
             raise ValueError("pass --horizon (steps to forecast) or --model.")
         base = Forecaster(horizon=args.horizon, **FORECAST_DEFAULTS).config
         cfg = _resolve(args, base=base)
-        prediction = Forecaster.from_config(cfg).fit(args.data).predict()
+        prediction = Forecaster.from_config(cfg).fit(args.data).predict(level=args.level)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         prediction.to_csv(args.out)
         print(f"wrote {len(prediction)} x {prediction.shape[1]} forecast to {args.out}")
     else:
         print(prediction.to_csv(), end="")
+    return 0
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from tsattn.api import FORECAST_DEFAULTS, Forecaster
+
+    if args.data is None:
+        raise ValueError("pass --data (a CSV path or dataset name) to backtest on.")
+    _require_data(args.data)
+    cfg = _resolve(args, base=Forecaster(**FORECAST_DEFAULTS).config)
+    refit = int(args.refit)
+    result = Forecaster.from_config(cfg).cross_validation(
+        cfg.data.data, args.n_windows, args.step_size, refit=refit, level=args.level
+    )
+    out = Path(args.out or "backtest")
+    out.mkdir(parents=True, exist_ok=True)
+    result.forecasts.to_csv(out / "backtest.csv", index=False)
+    result.metrics.to_csv(out / "backtest_metrics.csv")
+    import matplotlib.pyplot as plt
+
+    fig = result.plot()
+    fig.savefig(out / "backtest.png", dpi=120)
+    plt.close(fig)
+    print(result.metrics.to_string(float_format=lambda v: f"{v:.6g}"))
+    print(f"wrote {out / 'backtest.csv'}, {out / 'backtest_metrics.csv'}, {out / 'backtest.png'}")
     return 0
 
 
@@ -205,12 +316,19 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from tsattn.data import dataset_status, download_dataset, list_datasets, verify_dataset
+    from tsattn.data import (
+        dataset_status,
+        download_dataset,
+        get_spec,
+        list_datasets,
+    )
+    from tsattn.data.registry import shipped_file
 
     if args.action == "list":
         print(f"{'name':<16} {'file':<22} {'sha256':<7} found at")
         for row in dataset_status(args.root):
-            found = row["path"] or "-"
+            shipped = shipped_file(get_spec(str(row["name"])))
+            found = row["path"] or (f"shipped with tsattn: {shipped}" if shipped else "-")
             print(
                 f"{row['name']:<16} {row['file']:<22} {'yes' if row['pinned'] else 'no':<7} {found}"
             )
@@ -227,12 +345,23 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
                 path = download_dataset(name, root=args.root, force=args.force)
                 print(f"{name}: {path}")
             else:
-                path = verify_dataset(name, root=args.root)
+                path = _verify(name, args.root)
                 print(f"{name}: OK {path}")
         except (FileNotFoundError, ValueError) as error:
             failed += 1
             print(f"{name}: FAILED\n{error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _verify(name: str, root: str | None) -> Path:
+    """Re-hash the local copy of ``name``; without one, the copy shipped with tsattn."""
+    from tsattn.data import verify_dataset
+    from tsattn.data.loader import dataset_file
+
+    try:
+        return verify_dataset(name, root=root)
+    except FileNotFoundError:
+        return dataset_file(name, root=root, download=False)  # checks the shipped copy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,7 +386,19 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--model", help="a model.pt file: forecast with it instead of fitting")
     fc.add_argument("--map-location", default=None, help="device for --model (default cpu)")
     fc.add_argument("--out", help="CSV file for the forecast (default: print it)")
+    _add_level_arg(fc)
     fc.set_defaults(func=_cmd_forecast)
+
+    bt = sub.add_parser(
+        "backtest", help="forecast from several past cutoffs; CSV of forecasts, metrics, plot"
+    )
+    _add_config_args(bt)
+    bt.add_argument("--n-windows", type=int, default=3, help="cutoffs to forecast from")
+    bt.add_argument("--step-size", type=int, help="steps between cutoffs (default: horizon)")
+    bt.add_argument("--refit", type=int, default=0, help="fit again every N windows (0: fit once)")
+    bt.add_argument("--out", help="output folder (default: ./backtest)")
+    _add_level_arg(bt)
+    bt.set_defaults(func=_cmd_backtest)
 
     ab = sub.add_parser("ablate", help="train every mixer x seed with all else fixed; table")
     _add_config_args(ab)
@@ -284,8 +425,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    # Lightning's own use of a deprecated torch pytree check: nothing a tsattn user can act on
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:

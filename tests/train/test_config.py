@@ -26,7 +26,7 @@ def test_yaml_round_trip_and_overrides(tmp_path):
         ("train.lrr=1", "unknown TrainConfig field"),
         ("model.num_nodes=3", "model.num_nodes is set by the data"),
         ("model.mixr=se", "unknown model field"),
-        ("train.loss=huber", "train.loss='huber' is not valid: choose one of mse, l1"),
+        ("train.loss=huber", "train.loss='huber' is not valid: choose one of auto, mse, l1"),
         ("nosuch.key=1", "'nosuch' is not a section"),
         ("train.lr", "write it as section.key=value"),
     ],
@@ -54,11 +54,11 @@ def test_bad_overrides_raise_clear_errors(override, message):
         ),
         (
             lambda: RunConfig(model={"mixr": "se"}),
-            "unknown model field(s) mixr; valid: conv_channels,",
+            "unknown model field(s) mixr; valid: channel_independent, conv_channels,",
         ),
         (
             lambda: MTGNNConfig.from_dict({"num_nodes": 3, "colour": 1}),
-            "unknown MTGNNConfig field(s) colour; valid: conv_channels,",
+            "unknown MTGNNConfig field(s) colour; valid: channel_independent, conv_channels,",
         ),
     ],
     ids=["run", "data", "train", "model-overrides", "mtgnn"],

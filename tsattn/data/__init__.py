@@ -19,7 +19,7 @@ from tsattn.data.download import (
     locate_dataset,
     search_paths,
 )
-from tsattn.data.loader import load_dataset, verify_dataset
+from tsattn.data.loader import dataset_file, load_dataset, verify_dataset
 from tsattn.data.protocols import plan_splits
 from tsattn.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset
 from tsattn.data.scaling import Scaler
@@ -30,6 +30,7 @@ __all__ = [
     "Scaler",
     "TimeSeriesDataModule",
     "cache_dir",
+    "dataset_file",
     "dataset_status",
     "download_dataset",
     "future_index",

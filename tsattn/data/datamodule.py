@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from tsattn.data.download import locate_dataset
 from tsattn.data.loader import load_dataset, resolve_spec
 from tsattn.data.protocols import PROTOCOLS, SplitPlan, plan_splits
 from tsattn.data.scaling import SCALINGS, Scaler, fit_scaler
@@ -103,8 +102,10 @@ class TimeSeriesDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Download a registered dataset if it is not on disk (rank 0 only under DDP)."""
         if self.spec is not None:
-            locate_dataset(self.spec.name, root=self.load_kwargs.get("root"),
-                           download=self.load_kwargs.get("download", True))  # fmt: skip
+            from tsattn.data.loader import dataset_file
+
+            dataset_file(self.spec.name, root=self.load_kwargs.get("root"),
+                              download=self.load_kwargs.get("download", True))  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
         """Load, validate, split, scale and window the data; later calls do nothing."""

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 from pathlib import Path
 
@@ -16,10 +18,57 @@ import pandas as pd
 
 from tsattn.data.download import check_sha256, find_dataset_file, locate_dataset
 from tsattn.data.parse import read_lstnet, read_wide_csv, to_wide
-from tsattn.data.registry import DatasetSpec, get_spec, list_datasets
+from tsattn.data.registry import DatasetSpec, get_spec, list_datasets, shipped_file
 from tsattn.data.validate import validate_frame
 
-__all__ = ["load_dataset", "resolve_spec", "verify_dataset"]
+__all__ = ["dataset_file", "load_dataset", "resolve_spec", "verify_dataset"]
+
+_SHIPPED_OK: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) of a checked copy
+
+
+def _check_shipped(spec: DatasetSpec, path: Path) -> Path:
+    """``path`` after its decompressed bytes matched ``spec.sha256`` (once per process)."""
+    stat = path.stat()
+    if _SHIPPED_OK.get(str(path)) == (stat.st_size, stat.st_mtime_ns) or spec.sha256 is None:
+        return path
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != spec.sha256:
+        raise ValueError(
+            f"the copy of {spec.filename} shipped with tsattn ({path}) decompresses to sha256 "
+            f"{digest.hexdigest()}, expected {spec.sha256}: the installation is damaged. "
+            f"Reinstall tsattn, or place the file from {spec.url} in $TSATTN_DATA_DIR."
+        )
+    _SHIPPED_OK[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return path
+
+
+def dataset_file(
+    name: str,
+    *,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> Path:
+    """The file of registered dataset ``name``: a local copy (``root``, ``$TSATTN_DATA_DIR``,
+    ``./datasets``, the user cache), else the copy shipped with tsattn (ETTh1, gzipped), else
+    a download (see :func:`tsattn.data.download.locate_dataset`). Every copy is sha256-checked.
+
+    >>> dataset_file("ETTh1").name in ("ETTh1.csv", "ETTh1.csv.gz")
+    True
+    """
+    spec = get_spec(name)
+    try:
+        return locate_dataset(spec.name, root=root, download=False, progress=progress)
+    except FileNotFoundError:
+        shipped = shipped_file(spec)
+        if shipped is not None:
+            return _check_shipped(spec, shipped)
+        if not download:
+            raise
+    return locate_dataset(spec.name, root=root, download=True, progress=progress)
 
 
 def resolve_spec(name_or_path: object) -> DatasetSpec | None:
@@ -58,10 +107,11 @@ def load_dataset(
 ) -> pd.DataFrame:
     """Load a dataset as a validated wide frame (float64, one column per variable).
 
-    ``name_or_path`` is a registered name (see :func:`list_datasets`; the file is located or
-    downloaded, see :mod:`tsattn.data.download`), a path to a ``.csv`` (wide, date column) or
-    ``.txt``/``.txt.gz`` (LSTNet) file (``format="csv"|"lstnet"`` overrides the guess), or a
-    DataFrame in wide or long (``unique_id``, ``ds``, ``y``) form. The index is a
+    ``name_or_path`` is a registered name (see :func:`list_datasets`; the file is located,
+    taken from the copies shipped with tsattn, or downloaded: :func:`dataset_file`), a
+    path to a ``.csv`` (wide, date column) or ``.txt``/``.txt.gz`` (LSTNet) file
+    (``format="csv"|"lstnet"`` overrides the guess), or a DataFrame in wide or long
+    (``unique_id``, ``ds``, ``y``) form. The index is a
     ``DatetimeIndex`` named ``date`` where the data has dates (LSTNet files: when ``start`` and
     ``freq`` are given), else a ``RangeIndex`` named ``step``. Registered files are checked
     against their known shape. Validation options (``fill``, ``drop_columns``, ``sort``,
@@ -84,7 +134,7 @@ def load_dataset(
         and not isinstance(name_or_path, os.PathLike | Path)
         and (resolve_spec(name_or_path) is not None)
     ):
-        path = locate_dataset(spec.name, root=root, download=download, progress=progress)
+        path = dataset_file(spec.name, root=root, download=download, progress=progress)
     else:
         path = Path(name_or_path).expanduser()
         if not path.is_file():

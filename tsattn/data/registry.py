@@ -13,8 +13,14 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["DatasetSpec", "get_spec", "list_datasets", "register_dataset"]
+__all__ = ["BUILTIN_DIR", "DatasetSpec", "get_spec", "list_datasets", "register_dataset",
+           "shipped_file"]  # fmt: skip
+
+# Compressed copies of small datasets shipped inside the package, with their licences
+# (README.md there): found after the local search places and before a download.
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 
 _ETT = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/"
 _LSTNET = "https://raw.githubusercontent.com/laiguokun/multivariate-time-series-data/master/"
@@ -103,6 +109,18 @@ def get_spec(name: str) -> DatasetSpec:
         f"unknown dataset {name!r}; registered datasets: {', '.join(_SPECS)}. "
         "Pass a file path or a DataFrame for your own data."
     )
+
+
+def shipped_file(spec: DatasetSpec) -> Path | None:
+    """The gzip copy of ``spec``'s file shipped with tsattn, or ``None`` when none is.
+
+    >>> shipped_file(get_spec("ETTh1")).name
+    'ETTh1.csv.gz'
+    >>> shipped_file(get_spec("traffic")) is None
+    True
+    """
+    path = BUILTIN_DIR / f"{spec.filename}.gz"
+    return path if path.is_file() else None
 
 
 for _spec in (

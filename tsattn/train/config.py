@@ -142,6 +142,7 @@ class TrainConfig(_Section):
     accelerator: str = "auto"
     devices: int | str = "auto"
     strategy: str = "auto"
+    num_nodes: int = 1  # machines, each with `devices` processes (Lightning's num_nodes)
     progress_bar: bool = True
     limit_train_batches: float | int = 1.0
     limit_val_batches: float | int = 1.0
@@ -160,6 +161,8 @@ class TrainConfig(_Section):
                 f"train.grad_clip={self.grad_clip}, train.weight_decay={self.weight_decay} and "
                 f"train.patience={self.patience} must be >= 0 (0 turns each off)."
             )
+        if self.num_nodes < 1:
+            raise ValueError(f"train.num_nodes={self.num_nodes} must be >= 1 (machines).")
         if self.max_epochs < 1 and self.max_steps < 1:
             raise ValueError("set train.max_epochs >= 1 or train.max_steps >= 1.")
 

@@ -3,7 +3,8 @@
 :func:`build_trainer` turns a :class:`~tsattn.train.config.TrainConfig` into a Lightning
 ``Trainer``: accelerator/devices/strategy/precision, early stopping on ``val_loss``, a ``best``
 checkpoint, a ``last`` checkpoint (every n steps when asked, for mid-epoch resume), gradient
-clipping by global norm, a CSV logger, a progress bar that can be silenced, and the
+clipping by global norm, a CSV logger, one progress bar for training (``progress_bar=False``
+silences it), several machines (``num_nodes``), and the
 :class:`~tsattn.train.resume.DeterministicResume` callback.
 
 :func:`fit_datamodule` builds the model from the data's shape, trains, reloads the best
@@ -35,7 +36,8 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import CSVLogger
 
 from tsattn.data import TimeSeriesDataModule
@@ -59,6 +61,17 @@ __all__ = [
     "fit_datamodule",
     "scaler_affine",
 ]
+
+
+class TrainingProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar for the training epochs only: validation and the final test run
+    inside the same line (their results appear in its postfix) instead of bars of their own."""
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_test_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
 
 
 class EpochTimer(pl.Callback):
@@ -115,6 +128,8 @@ def build_trainer(
                     check_on_train_epoch_end=False,
                 )
             )
+    if cfg.progress_bar:
+        all_callbacks.append(TrainingProgressBar())
     all_callbacks.append(
         ModelCheckpoint(
             dirpath=ckpt_dir,
@@ -142,9 +157,11 @@ def build_trainer(
         callbacks=all_callbacks,
         logger=CSVLogger(run_dir, name="", version=""),
         default_root_dir=run_dir,
+        num_nodes=cfg.num_nodes,
         enable_progress_bar=cfg.progress_bar,
-        enable_model_summary=cfg.progress_bar,
-        log_every_n_steps=10,
+        enable_model_summary=False,  # the CLI prints its own summary; Python stays quiet
+        # a short epoch still logs its steps (and Lightning has nothing to warn about)
+        log_every_n_steps=max(1, min(10, batches_per_epoch or 10)),
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
     )
@@ -228,27 +245,41 @@ def fit_datamodule(
     ``best_val_loss`` of the reloaded checkpoint, ``test_*`` of that checkpoint.
     """
     cfg = train or TrainConfig()
-    with _lightning_output(verbose=cfg.progress_bar):
+    with _lightning_output():
         return _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callbacks,
                     test, module_class)  # fmt: skip
 
 
+# Lightning's messages that a tsattn user cannot act on: banners ("GPU available"), tips
+# advertising services, notes on options tsattn sets on purpose (in-memory windows need no
+# loader workers; a resumed run folder is not empty; val_fraction=0 means no validation),
+# the mid-epoch resume caveat that tsattn.train.resume makes untrue, and Lightning's own use
+# of a deprecated torch pytree check.
+_HIDDEN_WARNINGS = (
+    r".*resuming from a checkpoint that ended before",
+    r".*does not have many workers",
+    r".*exists and is not empty",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r".*but have no `val_dataloader`",  # val_fraction=0 asks for no validation
+)
+
+
 @contextlib.contextmanager
-def _lightning_output(verbose: bool) -> Iterator[None]:
-    """Hide Lightning's banner and hints unless ``verbose``; always hide the warning that a
-    mid-epoch resume is unreliable, which :mod:`tsattn.train.resume` makes untrue."""
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
+def _lightning_output() -> Iterator[None]:
+    """Keep Lightning's info-level chatter (banners, tips, ``max_steps`` reached) and the
+    warnings in ``_HIDDEN_WARNINGS`` away from the user; every other warning still shows."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
-        if not verbose:
+        for message in _HIDDEN_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        for logger in loggers:
             logger.setLevel(logging.WARNING)
-            warnings.filterwarnings("ignore", message=".*does not have many workers")
-            warnings.filterwarnings("ignore", message=".*exists and is not empty")
         try:
             yield
         finally:
-            logger.setLevel(level)
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def _resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | None:
@@ -321,12 +352,14 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     best_path = best.best_model_path if best is not None and best.best_model_path else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     if best_path:
-        state = load_checkpoint(run_file(best_path, run_dir))
+        # The best checkpoint lies in the checkpoint folder of this run; under multi-node DDP
+        # every rank reads rank 0's folder, which Lightning broadcasts (the other ranks' own
+        # run folder is a scratch folder). A resumed run's recorded paths were checked against
+        # its folder before fitting (check_resume_checkpoint).
+        state = load_checkpoint(run_file(best_path, best.dirpath or run_dir))
         module.load_state_dict(state["state_dict"])
         metrics["best_val_loss"] = float(best.best_model_score)
     if test and counts.get("test", 0) > 0:
-        results = trainer.test(
-            module, dataloaders=datamodule.test_dataloader(), verbose=cfg.progress_bar
-        )
+        results = trainer.test(module, dataloaders=datamodule.test_dataloader(), verbose=False)
         metrics.update({k: float(v) for k, v in results[0].items()})
     return TrainResult(module, trainer, metrics, timer.seconds, best_path)
