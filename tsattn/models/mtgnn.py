@@ -70,6 +70,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         seq_len=168,
         horizon=1,
         revin=False,
+        layer_norm_affine=False,  # train_single_step.py builds gtnet(..., layer_norm_affline=False)
     ),
     "multi_step": dict(
         layers=3,
@@ -87,6 +88,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         seq_len=12,
         horizon=12,
         revin=False,
+        layer_norm_affine=True,  # train_multi_step.py builds gtnet(..., layer_norm_affline=True)
     ),
 }
 
