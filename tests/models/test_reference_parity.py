@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from tests.reference_mtgnn import TextbookMTGNN, parameter_pairs
 from tsattn import MTGNN, MTGNNConfig
+from tsattn.nn.graph import MixHop
 
 # small N keeps these fast; the presets keep their depth, widths, dilations and lengths
 CASES = {
@@ -30,8 +31,16 @@ def _outputs_and_grads(cfg: MTGNNConfig, batch: int = 3):
     return outputs, parameter_pairs(model, textbook)
 
 
+@pytest.fixture
+def propagation():
+    yield lambda mode: setattr(MixHop, "propagation", mode)
+    MixHop.propagation = "auto"
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_mtgnn_matches_textbook_official_forward_and_gradients(name):
+def test_mtgnn_matches_textbook_official_forward_and_gradients(name, mode, propagation):
+    propagation(mode)
     cfg = MTGNNConfig.from_dict({**CASES[name].to_dict(), "dropout": 0.0})
     (ours, theirs), pairs = _outputs_and_grads(cfg)
     assert ours.shape == (3, cfg.horizon, cfg.num_nodes)
