@@ -18,11 +18,23 @@ CASES = {
 }
 
 
-def _outputs_and_grads(cfg: MTGNNConfig, batch: int = 3):
-    model = MTGNN(cfg).train()
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def exact_float32():
+    """No TF32 on GPUs, so the two forms can be compared closely."""
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def _outputs_and_grads(cfg: MTGNNConfig, batch: int = 3, device: str = "cpu"):
+    model = MTGNN(cfg).to(device).train()
     textbook = TextbookMTGNN.from_model(model).train()
-    x = torch.randn(batch, cfg.seq_len, cfg.num_nodes)
-    y = torch.randn(batch, cfg.horizon, cfg.num_nodes)
+    x = torch.randn(batch, cfg.seq_len, cfg.num_nodes, device=device)
+    y = torch.randn(batch, cfg.horizon, cfg.num_nodes, device=device)
     outputs = []
     for net in (model, textbook):
         out = net(x)
@@ -37,12 +49,15 @@ def propagation():
     MixHop.propagation = "auto"
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["dense", "sparse"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_mtgnn_matches_textbook_official_forward_and_gradients(name, mode, propagation):
+def test_mtgnn_matches_textbook_official_forward_and_gradients(
+    name, mode, device, propagation, exact_float32
+):
     propagation(mode)
     cfg = MTGNNConfig.from_dict({**CASES[name].to_dict(), "dropout": 0.0})
-    (ours, theirs), pairs = _outputs_and_grads(cfg)
+    (ours, theirs), pairs = _outputs_and_grads(cfg, device=device)
     assert ours.shape == (3, cfg.horizon, cfg.num_nodes)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
     for param_name, mine, twin in pairs:

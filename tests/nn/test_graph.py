@@ -97,31 +97,48 @@ def propagation():
     MixHop.propagation = "auto"
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def exact_matmul():
+    """Full float32 products on GPUs (no TF32), so both propagations can be compared closely."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("given_support", [True, False])
-def test_sparse_mix_hop_equals_dense_outputs_and_gradients(propagation, transposed, given_support):
+def test_sparse_mix_hop_equals_dense_outputs_and_gradients(
+    propagation, exact_matmul, transposed, given_support, device
+):
     nodes, k = 11, 3
     adj, support = _sparse_graph(nodes, k)
     if transposed:  # the A^T direction of the model: columns vary in length
         adj, support = adj.T, support.transpose()[0]
-    hop = MixHop(4, 5, depth=2, beta=0.05)
-    x = torch.randn(3, 4, nodes, 6)
+    adj = adj.to(device)
+    support = GraphSupport(support.rows.to(device), support.cols.to(device), nodes)
+    hop = MixHop(4, 5, depth=2, beta=0.05).to(device)
+    x = torch.randn(3, 4, nodes, 6, device=device)
     results = []
     for mode in ("dense", "sparse"):
         propagation(mode)
         xs, a = x.clone().requires_grad_(), adj.clone().requires_grad_()
         hop.zero_grad()
         out = hop(xs, a, support if given_support else None)
-        out.mul(torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        out.mul(torch.linspace(-1, 1, out.numel(), device=device).view(out.shape)).sum().backward()
         results.append((out, xs.grad, a.grad, hop.mlp.weight.grad.clone()))
     (out_d, gx_d, ga_d, gw_d), (out_s, gx_s, ga_s, gw_s) = results
     torch.testing.assert_close(out_s, out_d, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gx_s, gx_d, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gw_s, gw_d, atol=1e-5, rtol=1e-4)
-    kept = torch.zeros(nodes, nodes, dtype=torch.bool)
+    kept = torch.zeros(nodes, nodes, dtype=torch.bool, device=device)
     kept[support.rows, support.cols] = True
     if not given_support:  # found from the nonzeros: the zero-valued kept entry is not there
-        kept = (adj != 0) | torch.eye(nodes, dtype=torch.bool)
+        kept = (adj != 0) | torch.eye(nodes, dtype=torch.bool, device=device)
     # the adjacency's gradient: the dense one on the kept entries, exactly zero elsewhere
     torch.testing.assert_close(ga_s[kept], ga_d[kept], atol=1e-5, rtol=1e-4)
     assert (ga_s[~kept] == 0).all() and (ga_d[~kept] != 0).any()
