@@ -13,6 +13,7 @@ propagation is faster. :data:`tsattn.nn.graph.SPARSE_MIN_NODES` and
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch "
         f"{torch.__version__}, threads {torch.get_num_threads()}, median of {args.repeats} "
-        f"round-robin repeats; MixHop(16, 16, depth 2) forward + backward, B=16, T=96; auto: "
+        f"round-robin repeats, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
+        "MixHop(16, 16, depth 2) forward + backward, B=16, T=96; auto: "
         f"sparse on CPUs from N >= {SPARSE_MIN_NODES} at a kept share <= {SPARSE_MAX_DENSITY}"
     )
     write_report("bench_graph", header, [("Mix-hop propagation", markdown(headers, rows))], out)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -387,7 +388,8 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"median of {repeats} round-robin repeats"
+        f"median of {repeats} round-robin repeats, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
     )
     print(header, flush=True)
     tables = {
