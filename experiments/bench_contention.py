@@ -29,9 +29,12 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 # name -> environment set before torch loads (None: removed, the OpenMP default)
 POLICIES: dict[str, dict[str, str | None]] = {
-    "default (active spin)": {"OMP_WAIT_POLICY": None},
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "default (active spin)": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": None},
     "GOMP_SPINCOUNT=10000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "10000"},
+    "GOMP_SPINCOUNT=1000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "1000"},
+    "PASSIVE + GOMP_SPINCOUNT=1000": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"},
+    "GOMP_SPINCOUNT=30000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "30000"},
     "GOMP_SPINCOUNT=100000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "100000"},
 }
 
