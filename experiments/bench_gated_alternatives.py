@@ -3,9 +3,10 @@
 The foundation issue asks the fused form to be at least 2x faster than the textbook form
 (forward + backward) at both shapes of ``bench_speed.py``. On the 2-core development CPU the
 fused form on the library convolution is far past that at the electricity-like shape and short
-of it at the ETTh1-like one, which is why tsattn compiles its own CPU kernel
-(``tsattn/nn/cpu_kernel.cpp``). This script times, in one run and round-robin, the forms that
-were considered, so that the reasons can be checked on any machine:
+of it at the ETTh1-like one. This script times, in one run and round-robin, the forms that were
+considered, so that the reasons can be checked on any machine. (A compiled CPU kernel that
+multiplied only the taps each branch owns was 2.5x faster on this layer but made the whole
+training step no faster; it was removed, see README.md.)
 
 1. ``conv passes``: the one dense convolution of the fused form, split into its three passes
    (forward, backward to the input, backward to the weight), with the throughput of each.
@@ -15,11 +16,8 @@ were considered, so that the reasons can be checked on any machine:
 2. ``gated layer``: forward + backward of the whole layer, same weights, same input:
 
    * ``textbook``: one convolution per kernel, filter and gate apart (8 convolutions);
-   * ``cpu kernel``: tsattn's ``GatedTemporalConv`` as it runs on a CPU, the compiled kernel
-     (only the taps each branch owns, gating fused into its passes);
-   * ``fused``: the same module on the library convolution (``use_cpu_kernel = False``: one
-     dense convolution, hand-written backward), the path of GPUs and of CPUs without a
-     compiler;
+   * ``fused``: tsattn's ``GatedTemporalConv`` (one dense convolution, hand-written
+     backward);
    * ``tap-set split``: one convolution per group of branches, each with its group's largest
      kernel: kernel 7 for branches {6, 7}, kernel 3 for {2, 3}; 29% fewer multiply-adds than
      the dense form, same gating and backward as ``fused``;
@@ -58,7 +56,6 @@ from bench_speed import (
     ROOT,
     SHAPES,
     gated_conv_case,
-    library_fused,
     markdown,
     paired_ratios,
     time_round_robin,
@@ -223,8 +220,7 @@ def bench_conv_passes(module: GatedTemporalConv, x: torch.Tensor, repeats: int) 
 def bench_layer(module: GatedTemporalConv, x: torch.Tensor, repeats: int) -> list[list[str]]:
     forms = {
         "textbook": lambda: textbook_gated_temporal_conv(module, x),
-        "cpu kernel": lambda: module(x),
-        "fused": lambda: library_fused(module, x),
+        "fused": lambda: module(x),
         "tap-set split": lambda: tap_set_split(module, x),
         "fft": lambda: fft_gated(module, x),
     }

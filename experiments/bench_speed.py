@@ -1,18 +1,18 @@
 """Speed and memory of the temporal core and of the whole model.
 
-Prints three tables (and writes them to ``experiments/results/bench_speed.md``):
+Prints three tables (and writes them to ``experiments/results/bench_speed.md``, or
+``bench_speed_cuda.md`` with ``--device cuda``):
 
-1. fused vs textbook gated dilated inception: same weights, same inputs, forward + backward,
-   timed alternately in one run, with the ratio textbook / fused of the medians and the
-   smallest and largest ratio of a single round (how far apart two runs can land). ``fused``
-   is ``GatedTemporalConv`` as it runs: on a CPU, the compiled kernel of
-   ``tsattn/nn/cpu_kernel.cpp`` (the header says whether it was built). Beside it, the fused
-   form on the library convolution (``use_cpu_kernel = False``, the path of GPUs and of CPUs
-   without a compiler) and that convolution alone (no gating, leaf weights):
-   ``textbook / conv alone`` is the ceiling of any fused form built on the library
-   convolution;
-2. one MTGNN training step (forward, MSE, backward, Adam) at the ETTh1-like and the
-   electricity-like shape, with peak memory;
+1. one MTGNN training step (forward, MSE, backward, Adam) of tsattn against the textbook
+   re-implementation of the official model (``tests/reference_mtgnn.py``: eight convolutions
+   per layer, per-hop concatenation then a 1x1 convolution, dense propagation, one skip
+   convolution per layer) with the same weights, at the ETTh1-like and the electricity-like
+   shape, with the ratio of the medians and the smallest and largest ratio of a single round
+   (how far apart two runs can land); beside it, tsattn with the propagation forced dense and
+   forced sparse (``MixHop.propagation``);
+2. fused vs textbook gated dilated inception: same weights, same inputs, forward + backward,
+   and the fused convolution alone (no gating, leaf weights): ``textbook / conv alone`` is the
+   ceiling of any fused form built on the library convolution;
 3. one row per fusion (``tsattn.list_fusions()``) at both shapes: parameters, step time as a
    ratio to ``skip`` in the same run, peak memory.
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -52,8 +53,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.nn.reference import textbook_gated_temporal_conv  # noqa: E402
+from tests.reference_mtgnn import TextbookMTGNN  # noqa: E402
 from tsattn import MTGNN, MTGNNConfig, list_fusions  # noqa: E402
-from tsattn.nn import cpu_kernel  # noqa: E402
+from tsattn.nn.graph import MixHop  # noqa: E402
 from tsattn.nn.temporal import GatedTemporalConv  # noqa: E402
 
 # name -> (batch size, model config): the shapes named in the foundation issue
@@ -122,18 +124,17 @@ def gated_conv_case(shape: tuple[int, dict], device: torch.device):
     return module, x.requires_grad_()
 
 
-def library_fused(module: GatedTemporalConv, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` on the library convolution, even where the compiled CPU kernel applies."""
-    module.use_cpu_kernel = False
-    try:
-        return module(x)
-    finally:
-        del module.use_cpu_kernel  # back to the class default
+def model_step(
+    cfg: MTGNNConfig, batch: int, device: torch.device, textbook: bool = False
+) -> tuple[Callable, int]:
+    """``step(rows=None)``: one training step on the first ``rows`` samples (all by default).
 
-
-def model_step(cfg: MTGNNConfig, batch: int, device: torch.device) -> tuple[Callable, int]:
-    """``step(rows=None)``: one training step on the first ``rows`` samples (all by default)."""
+    ``textbook``: the same step on the textbook re-implementation of the official model
+    (``tests/reference_mtgnn.py``) with the same weights.
+    """
     model = MTGNN(cfg).to(device)
+    if textbook:
+        model = TextbookMTGNN.from_model(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, cfg.seq_len, cfg.num_nodes, device=device)
     y = torch.randn(batch, cfg.horizon, cfg.num_nodes, device=device)
@@ -213,14 +214,6 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def kernel_status() -> str:
-    """Whether ``fused`` ran the compiled CPU kernel here, and its vector width."""
-    lib = cpu_kernel.load()
-    if lib is None:
-        return "cpu kernel: not built (fused = library convolution)"
-    return f"cpu kernel: built, {32 * lib.tsattn_vector_width()}-bit vectors"
-
-
 def write_report(name: str, header: str, sections: list[tuple[str, str]], out: Path) -> None:
     """Print the ``(title, table)`` sections and write them, under ``# name`` and ``header``."""
     text = [f"# {name}\n\n{header}\n"]
@@ -242,9 +235,6 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
         def fused(module=module, x=x) -> None:
             module(x).sum().backward()
 
-        def library(module=module, x=x) -> None:
-            library_fused(module, x).sum().backward()
-
         def textbook(module=module, x=x) -> None:
             textbook_gated_temporal_conv(module, x).sum().backward()
 
@@ -261,7 +251,6 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
         cases = {
             "fused": fused,
             "textbook": textbook,
-            "library fused": library,
             "conv alone": conv_alone,
         }
         samples = time_round_robin_samples(cases, repeats, device)
@@ -279,8 +268,6 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
                 f"{times['fused'] * 1e3:.1f}",
                 f"**{times['textbook'] / times['fused']:.2f}x**",
                 f"{ratios[0]:.2f}-{ratios[-1]:.2f}x",
-                f"{times['library fused'] * 1e3:.1f}",
-                f"{times['textbook'] / times['library fused']:.2f}x",
                 f"{times['conv alone'] * 1e3:.1f}",
                 f"{times['textbook'] / times['conv alone']:.2f}x",
                 gib(mem["textbook"]["step"]),
@@ -289,9 +276,54 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
             ]
         )
     headers = ["shape", "input (B, C, N, T)", "textbook ms", "fused ms", "speed-up",
-               "speed-up per round (min-max)", "library fused ms", "textbook / library fused",
+               "speed-up per round (min-max)",
                "conv alone ms", "textbook / conv alone",
                "textbook step GiB", "fused step GiB", "max |diff|"]  # fmt: skip
+    return markdown(headers, rows)
+
+
+def with_switches(step: Callable, **switches) -> Callable:
+    """``step`` run with class-level switches set (``propagation`` of ``MixHop``)."""
+    owners = {"propagation": MixHop}
+
+    def run(rows: int | None = None) -> None:
+        saved = {name: getattr(owners[name], name) for name in switches}
+        for name, value in switches.items():
+            setattr(owners[name], name, value)
+        try:
+            step(rows)
+        finally:
+            for name, value in saved.items():
+                setattr(owners[name], name, value)
+
+    return run
+
+
+def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> str:
+    """tsattn against the textbook official model, whole training step, same weights."""
+    rows = []
+    for name in shapes:
+        batch, spec = SHAPES[name]
+        cfg = make_config(spec, revin=False)  # the official model has no RevIN
+        step, params = model_step(cfg, batch, device)
+        textbook, textbook_params = model_step(cfg, batch, device, textbook=True)
+        cases = {"tsattn": step, "textbook": textbook,
+                 "dense propagation": with_switches(step, propagation="dense"),
+                 "sparse propagation": with_switches(step, propagation="sparse")}  # fmt: skip
+        samples = time_round_robin_samples(cases, repeats, device)
+        t = {case: statistics.median(values) for case, values in samples.items()}
+        ratios = sorted(paired_ratios(samples, "textbook", "tsattn"))
+        extra = [
+            f"{t[case]:.3f} ({t['tsattn'] / t[case]:.2f}x)" if case in t else "-"
+            for case in ("dense propagation", "sparse propagation")
+        ]
+        rows.append([name, f"{params:,} / {textbook_params:,}", f"{t['textbook']:.3f}",
+                     f"{t['tsattn']:.3f}", f"**{t['textbook'] / t['tsattn']:.2f}x**",
+                     f"{ratios[0]:.2f}-{ratios[-1]:.2f}x", *extra])  # fmt: skip
+    headers = ["shape", "parameters (tsattn / textbook)", "textbook s", "tsattn s",
+               "speed-up", "speed-up per round (min-max)",
+               "tsattn, dense propagation s (tsattn / it)",
+               "tsattn, sparse propagation s (tsattn / it)"]  # fmt: skip
     return markdown(headers, rows)
 
 
@@ -336,7 +368,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="2 repeats, ETTh1-like shape only")
     parser.add_argument("--threads", type=int, help="intra-op threads (default: PyTorch's)")
-    parser.add_argument("--out", type=Path, default=ROOT / "experiments/results/bench_speed.md")
+    parser.add_argument("--out", type=Path, help="default: experiments/results/bench_speed.md")
+    parser.add_argument(
+        "--tables", default="model,gated,fusions", help="comma-separated: model, gated, fusions"
+    )
     parser.add_argument("--memory-case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_case:
@@ -353,15 +388,26 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"median of {repeats} round-robin repeats"
-        + (f", {kernel_status()}" if device.type == "cpu" else "")
+        f"median of {repeats} round-robin repeats, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
     )
     print(header, flush=True)
-    sections = [("Fused vs textbook gated dilated inception (forward + backward)",
-                 bench_gated_conv(shapes, repeats, device)),
-                ("MTGNN training step per fusion (forward, MSE, backward, Adam)",
-                 bench_fusions(shapes, repeats, device))]  # fmt: skip
-    write_report("bench_speed", header, sections, args.out)
+    tables = {
+        "model": ("MTGNN training step against the textbook official model "
+                  "(forward, MSE, backward, Adam; no RevIN)", bench_whole_model),
+        "gated": ("Fused vs textbook gated dilated inception (forward + backward)",
+                  bench_gated_conv),
+        "fusions": ("MTGNN training step per fusion (forward, MSE, backward, Adam)",
+                    bench_fusions),
+    }  # fmt: skip
+    sections = [
+        (title, bench(shapes, repeats, device))
+        for key, (title, bench) in tables.items()
+        if key in args.tables.split(",")
+    ]
+    suffix = "" if device.type == "cpu" else f"_{device.type}"
+    out = args.out or ROOT / f"experiments/results/bench_speed{suffix}.md"
+    write_report("bench_speed", header, sections, out)
 
 
 if __name__ == "__main__":

@@ -46,9 +46,18 @@ if [[ "$cpu_only" != 1 ]]; then
     python -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name(0))"
 fi
 if [[ "$cpu_only" != 1 ]]; then
-    # the hand-written backward of GatedTemporalConv against the textbook form, on the GPU
-    echo "== temporal core parity on CUDA"
-    python -m pytest -q -p no:cacheprovider tests/nn/test_temporal.py
+    # on the GPU: the hand-written backward of GatedTemporalConv against the textbook form,
+    # sparse against dense mix-hop propagation, and the whole model against the textbook
+    # official model (both propagations); the CUDA cases are the ones named [...-cuda]
+    echo "== parity on CUDA: temporal core, sparse vs dense propagation, whole model vs textbook"
+    log="$results/parity_cuda.log"
+    if ! python -m pytest -q -p no:cacheprovider -rA tests/nn/test_temporal.py \
+        tests/nn/test_graph.py tests/models/test_reference_parity.py >"$log" 2>&1; then
+        tail -n 80 "$log"
+        echo "gpu_check: PARITY ON CUDA FAILED (full log: $log)" >&2
+        exit 1
+    fi
+    echo "gpu_check: parity passed, $(grep -c '^PASSED .*cuda' "$log" || true) CUDA cases passed; $(tail -n 1 "$log")"
 fi
 echo "== fit ETTh1 (${fit_args[*]})"
 start=$(date +%s)
@@ -61,8 +70,9 @@ cat "$run/metrics.json"
 if [[ "$cpu_only" == 1 ]]; then
     echo "== speed benchmark on CUDA: skipped (--cpu-only)"
 else
-    echo "== speed benchmark on CUDA"
+    echo "== speed benchmark on CUDA (copy to experiments/results/bench_speed_cuda.md)"
     python experiments/bench_speed.py --device cuda --out "$results/bench_speed_cuda.md"
-    cat "$results/bench_speed_cuda.md"
+    echo "== dense vs sparse propagation on CUDA (experiments/results/bench_graph_cuda.md)"
+    python experiments/bench_graph.py --device cuda --out "$results/bench_graph_cuda.md"
 fi
 echo "gpu_check: done, results in $results"

@@ -58,5 +58,5 @@ def test_quick_run_writes_the_three_tables(alt, tmp_path):
     text = out.read_text()
     for title in ("Passes of the dense fused convolution", "Gated layer", "Weight gradient"):
         assert f"## {title}" in text
-    for form in ("textbook", "cpu kernel", "fused", "tap-set split", "fft", "per-tap products"):
+    for form in ("textbook", "fused", "tap-set split", "fft", "per-tap products"):
         assert f"| {form} |" in text

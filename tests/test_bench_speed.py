@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tsattn.nn import cpu_kernel
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,12 +38,3 @@ def test_paired_ratios_divide_round_by_round(bench):
 def test_paired_ratios_need_the_same_number_of_rounds(bench):
     with pytest.raises(ValueError):
         bench.paired_ratios({"textbook": [1.0, 2.0], "fused": [1.0]}, "textbook", "fused")
-
-
-def test_header_says_whether_fused_ran_the_cpu_kernel(bench, monkeypatch):
-    built = cpu_kernel.load()
-    if built is not None:
-        width = 32 * built.tsattn_vector_width()
-        assert bench.kernel_status() == f"cpu kernel: built, {width}-bit vectors"
-    monkeypatch.setattr(cpu_kernel, "load", lambda: None)
-    assert bench.kernel_status() == "cpu kernel: not built (fused = library convolution)"

@@ -22,7 +22,6 @@ import pytest
 from tsattn.data import get_spec, load_dataset
 from tsattn.data.loader import dataset_file
 from tsattn.data.registry import shipped_file
-from tsattn.nn import cpu_kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +38,6 @@ def _offline_env(home: Path) -> dict[str, str]:
     env.update(
         HOME=str(home), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", http_proxy=dead,
         https_proxy=dead, HTTP_PROXY=dead, HTTPS_PROXY=dead, no_proxy="", NO_PROXY="",
-        # the compiled CPU kernel is not data: reuse it instead of compiling it again
-        TSATTN_KERNEL_DIR=str(cpu_kernel._cache_dir()),
     )  # fmt: skip
     return env
 

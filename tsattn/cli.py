@@ -37,6 +37,25 @@ from tsattn.train.config import RunConfig
 
 __all__ = ["build_parser", "main"]
 
+# OpenMP threads that spin while they wait turn a shared CPU into a 4-40x slowdown when another
+# process computes on the same cores (experiments/bench_contention.py). The tsattn command
+# waits passively unless the user chose a policy; OpenMP reads the setting when torch loads,
+# which the tsattn package has already done here, so main() restarts the computing commands
+# once with it set (children, such as DDP workers, inherit it from here).
+_USER_WAIT_POLICY = "OMP_WAIT_POLICY" in os.environ
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_COMPUTING_COMMANDS = ("fit", "test", "forecast", "ablate")
+
+
+def _passive_restart(command: str | None, argv: list[str] | None) -> list[str] | None:
+    """The command line that reruns this command with the passive policy in effect, or None."""
+    if argv is not None or _USER_WAIT_POLICY or command not in _COMPUTING_COMMANDS:
+        return None  # called from Python, the user's own policy, or nothing to compute
+    if os.name != "posix":
+        return None
+    return [sys.executable, "-m", "tsattn.cli", *sys.argv[1:]]
+
+
 # flag -> config key, for the explicit flags shared by fit / test / forecast / ablate
 _FLAGS: dict[str, tuple[str, type]] = {
     "data": ("data.data", str),
@@ -425,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    restart = _passive_restart(args.command, argv)
+    if restart is not None:
+        sys.stdout.flush()
+        os.execv(restart[0], restart)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tsattn.nn.graph import GraphLearner, MixHop
+from tsattn.nn.graph import SPARSE_MIN_NODES, GraphLearner, GraphSupport, MixHop
 
 
 def test_graph_learner_keeps_top_k_per_row_and_is_uni_directed():
@@ -79,3 +79,121 @@ def test_mix_hop_bad_arguments():
         MixHop(2, 2, depth=0)
     with pytest.raises(ValueError, match=r"beta=1\.5"):
         MixHop(2, 2, beta=1.5)
+
+
+def _sparse_graph(nodes: int, k: int, dtype=torch.float32):
+    """A top-k adjacency as the learner makes it (some kept entries exactly 0), its support."""
+    scores = torch.rand(nodes, nodes, dtype=dtype)
+    keep = scores.topk(k, dim=1).indices
+    adj = torch.zeros_like(scores).scatter_(1, keep, scores.gather(1, keep))
+    adj[0, keep[0, 0]] = 0.0  # a kept entry whose value is 0, as relu makes them
+    return adj, GraphSupport.from_neighbours(keep)
+
+
+@pytest.fixture
+def propagation():
+    """Set ``MixHop.propagation`` for one test, then restore the class default."""
+    yield lambda mode: setattr(MixHop, "propagation", mode)
+    MixHop.propagation = "auto"
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def exact_matmul():
+    """Full float32 products on GPUs (no TF32), so both propagations can be compared closely."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("given_support", [True, False])
+def test_sparse_mix_hop_equals_dense_outputs_and_gradients(
+    propagation, exact_matmul, transposed, given_support, device
+):
+    nodes, k = 11, 3
+    adj, support = _sparse_graph(nodes, k)
+    if transposed:  # the A^T direction of the model: columns vary in length
+        adj, support = adj.T, support.transpose()[0]
+    adj = adj.to(device)
+    support = GraphSupport(support.rows.to(device), support.cols.to(device), nodes)
+    hop = MixHop(4, 5, depth=2, beta=0.05).to(device)
+    x = torch.randn(3, 4, nodes, 6, device=device)
+    results = []
+    for mode in ("dense", "sparse"):
+        propagation(mode)
+        xs, a = x.clone().requires_grad_(), adj.clone().requires_grad_()
+        hop.zero_grad()
+        out = hop(xs, a, support if given_support else None)
+        out.mul(torch.linspace(-1, 1, out.numel(), device=device).view(out.shape)).sum().backward()
+        results.append((out, xs.grad, a.grad, hop.mlp.weight.grad.clone()))
+    (out_d, gx_d, ga_d, gw_d), (out_s, gx_s, ga_s, gw_s) = results
+    torch.testing.assert_close(out_s, out_d, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gx_s, gx_d, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gw_s, gw_d, atol=1e-5, rtol=1e-4)
+    kept = torch.zeros(nodes, nodes, dtype=torch.bool, device=device)
+    kept[support.rows, support.cols] = True
+    if not given_support:  # found from the nonzeros: the zero-valued kept entry is not there
+        kept = (adj != 0) | torch.eye(nodes, dtype=torch.bool, device=device)
+    # the adjacency's gradient: the dense one on the kept entries, exactly zero elsewhere
+    torch.testing.assert_close(ga_s[kept], ga_d[kept], atol=1e-5, rtol=1e-4)
+    assert (ga_s[~kept] == 0).all() and (ga_d[~kept] != 0).any()
+
+
+def test_sparse_propagation_passes_gradcheck():
+    adj, support = _sparse_graph(7, 2, dtype=torch.float64)
+    hop = MixHop(2, 3, depth=2, beta=0.1).double()
+    hop.propagation = "sparse"
+    x = torch.randn(2, 2, 7, 3, dtype=torch.float64, requires_grad=True)
+    a = adj.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, a: hop(x, a, support), (x, a))
+
+
+def test_graph_support_keeps_neighbours_and_self_loops_once():
+    support = GraphSupport.from_neighbours(torch.tensor([[0, 2], [2, 0], [1, 0]]))
+    pairs = list(zip(support.rows.tolist(), support.cols.tolist(), strict=True))
+    assert pairs == [(0, 0), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    assert support.crow.tolist() == [0, 2, 5, 8]
+    transposed, order = support.transpose()
+    assert list(zip(transposed.rows.tolist(), transposed.cols.tolist(), strict=True)) == sorted(
+        (c, r) for r, c in pairs
+    )
+    assert (support.rows[order] == transposed.cols).all()
+
+
+def test_learner_support_holds_every_nonzero_entry():
+    learner = GraphLearner(num_nodes=30, node_dim=6, top_k=4)
+    adj, support = learner.learn()
+    kept = torch.zeros(30, 30, dtype=torch.bool)
+    kept[support.rows, support.cols] = True
+    assert ((adj != 0) & ~kept).sum() == 0
+    assert support.rows.numel() <= 30 * 5
+    assert GraphLearner(num_nodes=3, node_dim=2, top_k=5).learn()[1] is None
+
+
+def test_automatic_propagation_is_sparse_only_for_large_sparse_graphs(propagation):
+    hop = MixHop(2, 2)
+    x_big = torch.randn(1, 2, SPARSE_MIN_NODES, 1)
+    _, sparse = _sparse_graph(SPARSE_MIN_NODES, 4)
+    dense_support = GraphSupport.from_dense(torch.ones(SPARSE_MIN_NODES, SPARSE_MIN_NODES))
+    adj = torch.ones(SPARSE_MIN_NODES, SPARSE_MIN_NODES)
+    assert hop.uses_sparse(x_big, adj, sparse)
+    assert not hop.uses_sparse(x_big, adj, dense_support)
+    small, small_support = _sparse_graph(SPARSE_MIN_NODES - 1, 1)
+    assert not hop.uses_sparse(torch.randn(1, 2, SPARSE_MIN_NODES - 1, 1), small, small_support)
+    propagation("sparse")
+    assert hop.uses_sparse(torch.randn(1, 2, 5, 1), torch.ones(5, 5), None)
+    propagation("dense")
+    assert not hop.uses_sparse(x_big, adj, sparse)
+    hop.propagation = "fast"
+    with pytest.raises(ValueError, match="'auto', 'dense' or 'sparse'"):
+        hop(torch.randn(1, 2, 3, 1), torch.ones(3, 3))
+
+
+def test_mix_hop_output_is_channels_last():
+    out = MixHop(3, 4)(torch.randn(2, 3, 5, 6), torch.rand(5, 5))
+    assert out.is_contiguous(memory_format=torch.channels_last)

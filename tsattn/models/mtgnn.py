@@ -53,6 +53,22 @@ def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep.mul_(1.0 / (1.0 - p))
 
 
+def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """``norm(x)`` over ``(C, N, T)``, read and written in ``x``'s channels-last layout.
+
+    The same elements are normalised together in either layout; this avoids the two copies
+    that ``norm(x)`` makes of a channels-last ``x`` (to contiguous and back).
+    """
+    x_cl = x.permute(0, 2, 3, 1)  # (B, C, N, T) -> (B, N, T, C), a view
+    if not x_cl.is_contiguous():
+        return norm(x)
+    weight = bias = None
+    if norm.weight is not None:  # (C, N, T) -> (N, T, C)
+        weight, bias = norm.weight.permute(1, 2, 0), norm.bias.permute(1, 2, 0)
+    out = F.layer_norm(x_cl, x_cl.shape[1:], weight, bias, norm.eps)
+    return out.permute(0, 3, 1, 2)  # (B, N, T, C) -> (B, C, N, T), channels-last
+
+
 # The two configurations of the MTGNN paper (appendix), by name. Dataset-dependent values
 # (num_nodes, seq_len, horizon, top_k for small graphs) are given when the preset is used.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -72,6 +88,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         seq_len=168,
         horizon=1,
         revin=False,
+        layer_norm_affine=False,  # train_single_step.py builds gtnet(..., layer_norm_affline=False)
     ),
     "multi_step": dict(
         layers=3,
@@ -89,6 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         seq_len=12,
         horizon=12,
         revin=False,
+        layer_norm_affine=True,  # train_multi_step.py builds gtnet(..., layer_norm_affline=True)
     ),
 }
 
@@ -331,7 +349,10 @@ class MTGNN(nn.Module):
         if h.size(3) < self.input_length:
             h = F.pad(h, (self.input_length - h.size(3), 0))  # (B, D, N, T) -> (B, D, N, RF)
 
-        adj = self.graph_learner() if self.graph_learner is not None else None
+        adj, support, support_t = None, None, None
+        if self.graph_learner is not None:
+            adj, support = self.graph_learner.learn()  # (N, N), its kept entries
+            support_t = support.transpose()[0] if support is not None else None
         pyramid = [_dropout(h, cfg.dropout, self.training)]  # (B, D, N, T0)
         h = self.start_conv(h)  # (B, D, N, T0) -> (B, C_res, N, T0)
         for tconv, mixer, gconv, norm in zip(
@@ -343,11 +364,12 @@ class MTGNN(nn.Module):
             h = mixer(h)  # (B, C_conv, N, T') -> (B, C_conv, N, T')
             pyramid.append(h)
             if adj is not None:
-                h = gconv[0](h, adj) + gconv[1](h, adj.T)  # -> (B, C_res, N, T')
+                # -> (B, C_res, N, T')
+                h = gconv[0](h, adj, support) + gconv[1](h, adj.T, support_t)
             else:
                 h = gconv(h)  # (B, C_conv, N, T') -> (B, C_res, N, T')
             h = h + residual[..., -h.size(3) :]
-            h = norm(h)
+            h = _layer_norm(norm, h)
         pyramid.append(h)
 
         fused = self.fusion(pyramid)  # -> (B, C_skip, N, T_f)

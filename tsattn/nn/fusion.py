@@ -174,10 +174,23 @@ class SkipFusion(Fusion):
         )
 
     def fuse(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        out = self.convs[0](levels[0])  # (B, C_0, N, T_0) -> (B, out, N, 1)
-        for conv, level in zip(self.convs[1:], levels[1:], strict=True):
-            out = out + conv(level)  # (B, C_i, N, T_i) -> (B, out, N, 1)
-        return out
+        # A convolution whose kernel spans the whole length is one matrix product per level:
+        # (B N, T_i C_i) x (T_i C_i, out), read in the channels-last layout the layers write
+        # (a copy only for a level in another layout). Summed in place of the convolutions,
+        # 2-3x faster forward + backward on CPUs (experiments/bench_speed.py, fused skip).
+        batch, _, nodes, _ = levels[0].shape
+        bias = torch.stack([conv.bias for conv in self.convs]).sum(0)  # (out,)
+        out = None
+        for conv, level in zip(self.convs, levels, strict=True):
+            c, t = level.size(1), level.size(3)
+            flat = level.permute(0, 2, 3, 1).reshape(batch * nodes, t * c)  # -> (B N, T_i C_i)
+            weight = conv.weight.squeeze(2).transpose(1, 2).reshape(-1, t * c)  # (out, T_i C_i)
+            if out is None:
+                out = F.linear(flat, weight, bias)  # (B N, out)
+            else:
+                out = torch.addmm(out, flat, weight.T)  # += level_i W_i^T
+        out = out.view(batch, nodes, 1, -1)  # (B N, out) -> (B, N, 1, out)
+        return out.permute(0, 3, 1, 2)  # (B, N, 1, out) -> (B, out, N, 1)
 
 
 class FPNFusion(Fusion):

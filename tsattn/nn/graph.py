@@ -8,15 +8,19 @@ Departures from the official code:
   is drawn once at construction and kept as a buffer, so a trained model gives the same graph
   and the same predictions on every call, and after a save/load round trip.
 - ``top_k`` larger than the number of nodes keeps every edge instead of failing.
+- Mix-hop propagation multiplies only the kept entries (``top_k`` per row plus the self loop)
+  where that is faster, see :class:`MixHop`; it computes the same function.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GraphLearner", "MixHop"]
+__all__ = ["GraphLearner", "GraphSupport", "MixHop"]
 
 _TIE_BREAK_SCALE = 0.01
 
@@ -55,15 +59,144 @@ class GraphLearner(nn.Module):
         )
 
     def forward(self) -> torch.Tensor:
+        return self.learn()[0]
+
+    def learn(self) -> tuple[torch.Tensor, GraphSupport | None]:
+        """The adjacency and the entries the top-k kept (``None`` when every entry is kept)."""
         m1 = torch.tanh(self.alpha * self.lin1(self.emb1.weight))  # (N, D)
         m2 = torch.tanh(self.alpha * self.lin2(self.emb2.weight))  # (N, D)
         scores = m1 @ m2.T - m2 @ m1.T  # (N, D) x (D, N) -> (N, N), antisymmetric
         adj = F.relu(torch.tanh(self.alpha * scores))  # (N, N)
         if self.top_k >= self.num_nodes:
-            return adj
+            return adj, None
         keep = (adj.detach() + self.tie_break).topk(self.top_k, dim=1).indices  # (N, k)
         mask = torch.zeros_like(adj).scatter_(1, keep, 1.0)  # (N, N)
-        return adj * mask
+        return adj * mask, GraphSupport.from_neighbours(keep)
+
+
+class GraphSupport:
+    """The kept entries of an ``(N, N)`` adjacency and the self loops, in row-major order.
+
+    ``rows[e], cols[e]`` is entry ``e``; ``crow`` holds where each row starts (CSR offsets).
+    Built from the top-k neighbours of :class:`GraphLearner` (:meth:`from_neighbours`) or from
+    the nonzero entries of a dense matrix (:meth:`from_dense`).
+
+    >>> support = GraphSupport.from_neighbours(torch.tensor([[1], [0], [0]]))
+    >>> support.rows.tolist(), support.cols.tolist()
+    ([0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 0, 2])
+    """
+
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, num_nodes: int) -> None:
+        key = torch.unique(rows.long() * num_nodes + cols.long())  # sorted, duplicates merged
+        self.num_nodes = num_nodes
+        self.rows, self.cols = key // num_nodes, key % num_nodes  # (nnz,), (nnz,)
+        counts = torch.bincount(self.rows, minlength=num_nodes)
+        self.crow = F.pad(counts.cumsum(0), (1, 0))  # (N + 1,)
+        self._batched: dict[tuple[int, torch.device], tuple[torch.Tensor, ...]] = {}
+        self._transpose: tuple[GraphSupport, torch.Tensor] | None = None
+
+    @classmethod
+    def from_neighbours(cls, neighbours: torch.Tensor) -> GraphSupport:
+        """Row ``v`` keeps ``neighbours[v]`` (``(N, k)`` indices) and ``v`` itself."""
+        nodes, k = neighbours.shape
+        loops = torch.arange(nodes, device=neighbours.device)
+        rows = torch.cat([loops.repeat_interleave(k), loops])
+        return cls(rows, torch.cat([neighbours.reshape(-1), loops]), nodes)
+
+    @classmethod
+    def from_dense(cls, adj: torch.Tensor) -> GraphSupport:
+        """The nonzero entries of ``adj`` and the diagonal."""
+        rows, cols = (adj.detach() != 0).nonzero(as_tuple=True)
+        loops = torch.arange(adj.size(0), device=adj.device)
+        return cls(torch.cat([rows, loops]), torch.cat([cols, loops]), adj.size(0))
+
+    @property
+    def density(self) -> float:
+        """Kept entries over ``N^2``."""
+        return self.rows.numel() / self.num_nodes**2
+
+    def transpose(self) -> tuple[GraphSupport, torch.Tensor]:
+        """The support of ``A^T`` and, for each of its entries, the index of that entry in A."""
+        if self._transpose is None:
+            order = torch.argsort(self.cols * self.num_nodes + self.rows)
+            self._transpose = (GraphSupport(self.cols, self.rows, self.num_nodes), order)
+        return self._transpose
+
+    def batched(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(indices, offsets, crow)`` of the block-diagonal ``(B N, B N)`` matrix that applies
+        this support to every sample of a ``(B N, M)`` stack at once."""
+        key = (batch, self.rows.device)
+        if key not in self._batched:
+            nnz, nodes = self.rows.numel(), self.num_nodes
+            shift = torch.arange(batch, device=self.rows.device).unsqueeze(1)  # (B, 1)
+            indices = (self.cols.unsqueeze(0) + shift * nodes).reshape(-1)  # (B nnz,)
+            offsets = (self.crow[:-1].unsqueeze(0) + shift * nnz).reshape(-1)  # (B N,)
+            crow = torch.cat([offsets, offsets.new_tensor([batch * nnz])])  # (B N + 1,)
+            self._batched = {key: (indices, offsets, crow)}  # one batch size at a time
+        return self._batched[key]
+
+
+class _SparsePropagation(torch.autograd.Function):
+    """``out[b, v] = sum_{(v, w) kept} values[(v, w)] h[b, w]`` for ``h (B, N, M)``.
+
+    Forward and the gradient of ``h`` are row gathers with weights
+    (``F.embedding_bag(mode="sum")``, the second one over the transposed support); the gradient
+    of the values is the sampled product ``sum_b <grad[b, v], h[b, w]>`` on the kept entries
+    only (``torch.sparse.sampled_addmm``). Work and memory scale with the kept entries, not
+    with ``N^2``.
+    """
+
+    @staticmethod
+    def forward(ctx, h, values, support):
+        batch, nodes, width = h.shape
+        ctx.save_for_backward(h, values)
+        ctx.support = support
+        return _gather_rows(h, values, support).view(batch, nodes, width)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        h, values = ctx.saved_tensors
+        support = ctx.support
+        batch, nodes, width = h.shape
+        grad_out = grad_out.contiguous()
+        grad_h = grad_values = None
+        if ctx.needs_input_grad[0]:
+            transposed, order = support.transpose()
+            grad_h = _gather_rows(grad_out, values[order], transposed).view(batch, nodes, width)
+        if ctx.needs_input_grad[1]:
+            _, _, crow = support.batched(batch)
+            indices = support.batched(batch)[0]
+            with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+                warnings.simplefilter("ignore", UserWarning)
+                pattern = torch.sparse_csr_tensor(
+                    crow,
+                    indices,
+                    h.new_zeros(indices.numel()),
+                    size=(batch * nodes,) * 2,
+                    check_invariants=False,  # built sorted and in range above
+                )
+            # (B N, M) x (M, B N), sampled on the block-diagonal support -> (B nnz,)
+            sampled = torch.sparse.sampled_addmm(
+                pattern, grad_out.view(-1, width), h.view(-1, width).T, beta=0.0
+            )
+            grad_values = sampled.values().view(batch, -1).sum(0).to(values.dtype)
+        return grad_h, grad_values, None
+
+
+def _gather_rows(h: torch.Tensor, values: torch.Tensor, support: GraphSupport) -> torch.Tensor:
+    """``(B, N, M) -> (B N, M)``: every row the weighted sum of the rows its support names."""
+    batch, nodes, width = h.shape
+    indices, offsets, _ = support.batched(batch)
+    weights = values.to(h.dtype).repeat(batch)  # (B nnz,)
+    return F.embedding_bag(
+        indices, h.reshape(batch * nodes, width), offsets, mode="sum", per_sample_weights=weights
+    )
+
+
+#: the automatic choice takes the sparse propagation on CPUs from this many nodes ...
+SPARSE_MIN_NODES = 64
+#: ... when at most this share of the ``N^2`` entries is kept (``experiments/bench_graph.py``)
+SPARSE_MAX_DENSITY = 0.25
 
 
 class MixHop(nn.Module):
@@ -72,12 +205,29 @@ class MixHop(nn.Module):
     ``A_norm = D^-1 (A + I)`` (row-normalised with self loops) and one hop aggregates
     ``out[v] = sum_w A_norm[v, w] x[w]``: node ``v`` gathers from the nodes ``w`` its row
     points to. The hops ``H_0 .. H_depth`` are concatenated on channels and mixed by a
-    1x1 convolution. Input ``(B, c_in, N, T)``, output ``(B, c_out, N, T)``.
+    1x1 convolution. Input ``(B, c_in, N, T)``, output ``(B, c_out, N, T)`` in channels-last
+    memory layout (the layout the gated convolution writes and reads).
+
+    Two propagations compute the same function:
+
+    - ``dense``: one batched matrix product per hop with the whole ``(N, N)`` matrix;
+    - ``sparse``: only the kept entries, ``support`` (the learner's top-k per row plus the self
+      loops; by default the nonzero entries of ``adj``), forward and backward; the gradient
+      of ``adj`` is computed on those entries only (elsewhere it is zero, where the dense form
+      gives a value that the top-k mask then discards).
+
+    ``propagation = "auto"`` (the default) takes ``sparse`` on CPUs when ``N >=``
+    :data:`SPARSE_MIN_NODES` and at most :data:`SPARSE_MAX_DENSITY` of the entries are kept,
+    the crossover measured by ``experiments/bench_graph.py``, and ``dense`` elsewhere (GPUs,
+    autocast). Set ``"dense"`` or ``"sparse"`` on one module or on the class to override it.
 
     >>> hop = MixHop(8, 16, depth=2)
     >>> hop(torch.randn(2, 8, 4, 10), torch.rand(4, 4)).shape
     torch.Size([2, 16, 4, 10])
     """
+
+    #: ``"auto"``, ``"dense"`` or ``"sparse"``; on one module or on the class.
+    propagation: str = "auto"
 
     def __init__(self, c_in: int, c_out: int, depth: int = 2, beta: float = 0.05) -> None:
         super().__init__()
@@ -88,23 +238,66 @@ class MixHop(nn.Module):
         self.depth, self.beta = depth, beta
         self.mlp = nn.Conv2d((depth + 1) * c_in, c_out, kernel_size=1)
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    def uses_sparse(self, x: torch.Tensor, adj: torch.Tensor, support: GraphSupport | None) -> bool:
+        """Whether ``forward(x, adj, support)`` takes the sparse propagation."""
+        mode = self.propagation
+        if mode not in ("auto", "dense", "sparse"):
+            raise ValueError(f"MixHop.propagation={mode!r}: choose 'auto', 'dense' or 'sparse'.")
+        if mode != "auto":
+            return mode == "sparse"
+        nodes = adj.size(0)
+        if x.device.type != "cpu" or nodes < SPARSE_MIN_NODES or _autocast_enabled(x):
+            return False
+        if support is None:
+            kept = int((adj.detach() != 0).sum()) + nodes  # the self loops, at most
+            return kept / nodes**2 <= SPARSE_MAX_DENSITY
+        return support.density <= SPARSE_MAX_DENSITY
+
+    def forward(
+        self, x: torch.Tensor, adj: torch.Tensor, support: GraphSupport | None = None
+    ) -> torch.Tensor:
         batch, channels, nodes, steps = x.shape
-        adj = adj + torch.eye(nodes, dtype=adj.dtype, device=adj.device)  # (N, N)
-        # row-normalised, with the (1 - beta) of every hop folded in
-        adj = (1.0 - self.beta) * adj / adj.sum(dim=1, keepdim=True)
-        # (c_out, (depth + 1) c_in, 1, 1) -> (depth + 1, c_out, c_in): one matrix per hop
+        # (c_out, (depth + 1) c_in, 1, 1) -> (c_out, depth + 1, c_in): one matrix per hop
         weight = self.mlp.weight.view(self.mlp.out_channels, self.depth + 1, channels)
-        weight = weight.transpose(0, 1)
-        # Node-major, channels-last layout: each hop is ONE matrix product that also adds
-        # beta * X (addmm), and the 1x1 convolution over the concatenated hops is a sum of one
-        # product per hop, so the concatenation is never materialised.
-        h = x.permute(2, 0, 3, 1).reshape(nodes, -1)  # (B, C, N, T) -> (N, B T C)
-        x_n = h
-        out = F.linear(h.reshape(-1, channels), weight[0], self.mlp.bias)  # (N B T, c_out)
-        for k in range(1, self.depth + 1):
-            # H_k[v] = beta X[v] + sum_w A'[v, w] H_{k-1}[w]: (N, N) x (N, B T C) -> (N, B T C)
-            h = torch.addmm(x_n, adj, h, beta=self.beta)
-            out = torch.addmm(out, h.view(-1, channels), weight[k].T)  # += H_k W_k^T
-        out = out.view(nodes, batch, steps, -1)  # (N B T, c_out) -> (N, B, T, c_out)
-        return out.permute(1, 3, 0, 2)  # (N, B, T, c_out) -> (B, c_out, N, T), a view
+        # Channels-last layout: each sample's (N, T C) block is contiguous, so a hop is one
+        # product per sample, and the 1x1 convolution over the concatenated hops is a sum of one
+        # product per hop: the concatenation is never materialised.
+        x_cl = x.permute(0, 2, 3, 1).contiguous()  # (B, C, N, T) -> (B, N, T, C), no copy
+        x_flat = x_cl.view(batch, nodes, steps * channels)  # (B, N, T C)
+        # (B N T, C) x (C, c_out) -> (B N T, c_out)
+        out = F.linear(x_cl.view(-1, channels), weight[:, 0], self.mlp.bias)
+        if self.uses_sparse(x, adj, support):
+            support = support if support is not None else GraphSupport.from_dense(adj)
+            values = self._normalised_values(adj, support)  # (nnz,)
+            h = x_flat
+            for k in range(1, self.depth + 1):
+                # H_k[v] = beta X[v] + sum_{w kept} A'[v, w] H_{k-1}[w]
+                h = torch.add(_SparsePropagation.apply(h, values, support), x_flat, alpha=self.beta)
+                out = torch.addmm(out, h.view(-1, channels), weight[:, k].T)  # += H_k W_k^T
+        else:
+            adj = adj + torch.eye(nodes, dtype=adj.dtype, device=adj.device)  # (N, N)
+            # row-normalised, with the (1 - beta) of every hop folded in
+            adj = (1.0 - self.beta) * adj / adj.sum(dim=1, keepdim=True)
+            adj = adj.to(x_flat.dtype).expand(batch, nodes, nodes)  # (B, N, N), a view
+            h = x_flat
+            for k in range(1, self.depth + 1):
+                # (B, N, N) x (B, N, T C) -> (B, N, T C), plus beta X
+                h = torch.baddbmm(x_flat, adj, h, beta=self.beta)
+                out = torch.addmm(out, h.view(-1, channels), weight[:, k].T)  # += H_k W_k^T
+        out = out.view(batch, nodes, steps, -1)  # (B N T, c_out) -> (B, N, T, c_out)
+        return out.permute(0, 3, 1, 2)  # (B, N, T, c_out) -> (B, c_out, N, T), channels-last
+
+    def _normalised_values(self, adj: torch.Tensor, support: GraphSupport) -> torch.Tensor:
+        """``(1 - beta) D^-1 (A + I)`` on the kept entries, ``(nnz,)``, differentiable."""
+        rows, cols = support.rows, support.cols
+        raw = adj[rows, cols] + (rows == cols).to(adj.dtype)  # (nnz,)
+        degree = torch.zeros(support.num_nodes, dtype=adj.dtype, device=adj.device)
+        degree = degree.index_add(0, rows, raw)  # (N,), the row sums of A + I
+        return (1.0 - self.beta) * raw / degree[rows]
+
+
+def _autocast_enabled(x: torch.Tensor) -> bool:
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()

@@ -32,12 +32,10 @@ spent the rest on memory passes around it:
   convolution's backward once, so autograd's split/cat and the eight pad/cat nodes of the
   weight assembly disappear, and the branch gradients are views of the fused weight gradient.
 
-On a CPU, float32 layers run a compiled kernel instead (:mod:`tsattn.nn.cpu_kernel`, built on
-first use): the same function, but it multiplies only the taps each branch has (the library
-convolution also multiplies the zero padding, 36% of its work for the kernel set 2, 3, 6, 7)
-and fuses the gating into its passes. ``GatedTemporalConv.use_cpu_kernel = False`` (or
-``TSATTN_CPU_KERNEL=0``) turns it off; inputs too short for it, and machines without a C++
-compiler, take the library path described above.
+A compiled CPU kernel that multiplied only the taps each branch owns was tried and removed:
+2.5x faster on the layer alone, it made the whole training step no faster (0.62x and 0.84x of
+the library path at the two benchmark shapes of ``experiments/bench_speed.py``, same run),
+and it cost a compiler at run time, a cache of shared libraries and a second OpenMP pool.
 
 Under autocast (mixed precision), and when ``GatedTemporalConv.composed`` is set, the module
 takes the composed path instead: the same fused convolution from differentiable ops, gated with
@@ -48,14 +46,11 @@ backward raises a clear error when asked for them.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from tsattn.nn import cpu_kernel
 
 __all__ = ["DilatedInception", "GatedTemporalConv", "receptive_field"]
 
@@ -189,21 +184,11 @@ class GatedTemporalConv(nn.Module):
     #: ``torch.func`` transforms). Set it on one module, or on the class for every layer.
     composed: bool = False
 
-    #: ``False``: never use the compiled CPU kernel (:mod:`tsattn.nn.cpu_kernel`), on one module
-    #: or on the class.
-    use_cpu_kernel: bool = True
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.composed or _autocast_enabled(x.device.type):
             return self._composed_forward(x)
         params = self.branch_parameters()
         kernel_set, dilation = self.filter.kernel_set, self.filter.dilation
-        if (
-            self.use_cpu_kernel
-            and params[0].dtype == x.dtype
-            and cpu_kernel.available(x, self.filter.k_max, dilation)
-        ):
-            return _GatedInceptionKernel.apply(x, kernel_set, dilation, *params)
         return _GatedInception.apply(x, kernel_set, dilation, *params)
 
     def _composed_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -333,52 +318,3 @@ def _branch_grads(
         grads.append(None if grad_b is None else grad_b[start : start + n])
         start += n
     return grads
-
-
-@functools.lru_cache(maxsize=64)
-def _first_taps(kernel_set: tuple[int, ...], rows: tuple[int, ...]) -> torch.Tensor:
-    """``(2 c_out,)`` int32: the first of the ``k_max`` taps each fused weight row uses."""
-    k_max = max(kernel_set)
-    taps = [k_max - kernel_set[i % len(kernel_set)] for i, n in enumerate(rows) for _ in range(n)]
-    return torch.tensor(taps, dtype=torch.int32)
-
-
-class _GatedInceptionKernel(torch.autograd.Function):
-    """:class:`_GatedInception` computed by the compiled CPU kernel (:mod:`.cpu_kernel`).
-
-    Same inputs and outputs. The kernel takes the fused weight as ``(2 c_out, k_max, c_in)``
-    with the first tap of every row, computes ``tanh`` as ``2 sigmoid(2 f) - 1`` (filter rows
-    scaled by 2, as above), and keeps ``tanh f`` and ``sigmoid g`` for the backward.
-    """
-
-    @staticmethod
-    def forward(ctx, x, kernel_set, dilation, *params):
-        weights, biases = params[0::2], params[1::2]
-        rows = tuple(w.size(0) for w in weights)
-        c_out = sum(rows) // 2
-        # (2 c_out, c_in, 1, k_max) -> (2 c_out, k_max, c_in)
-        weight = _stack_padded(weights, max(kernel_set)).squeeze(2).transpose(1, 2).contiguous()
-        bias = torch.cat(biases)
-        scale = _tanh_scale(bias, c_out)
-        first_tap = _first_taps(tuple(kernel_set), rows)
-        x = x.contiguous()
-        y, act, gate = cpu_kernel.gated_forward(
-            x, weight * scale.view(-1, 1, 1), bias * scale, first_tap, dilation
-        )
-        ctx.save_for_backward(x, weight, act, gate)
-        ctx.geometry = (tuple(kernel_set), int(dilation), list(rows), first_tap)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        _refuse_double_backward()
-        x, weight, act, gate = ctx.saved_tensors
-        kernel_set, dilation, rows, first_tap = ctx.geometry
-        needs = ctx.needs_input_grad
-        need = (needs[0], any(needs[3::2]), any(needs[4::2]))
-        grad_x, grad_w, grad_b = cpu_kernel.gated_backward(
-            grad_y.contiguous(), act, gate, x, weight, first_tap, dilation, need
-        )
-        if grad_w is not None:  # (2 c_out, k_max, c_in) -> (2 c_out, c_in, 1, k_max)
-            grad_w = grad_w.transpose(1, 2).unsqueeze(2)
-        return (grad_x, None, None, *_branch_grads(grad_w, grad_b, kernel_set, rows))

@@ -1,0 +1,137 @@
+"""Training step on a shared CPU: alone, and beside one competing 2-thread process.
+
+Each cell runs the ETTh1-like default model (``B=32, N=7, T=96, H=96``, as
+``bench_speed.py``) in a fresh interpreter whose OpenMP wait policy is set before torch
+loads, and reports the median step time over ``--steps`` steps after two warm-up steps. The
+competitor is a second interpreter started by this script that multiplies 1024 x 1024
+matrices on 2 threads with the default (spinning) OpenMP policy, as another user's job would;
+it is started before the measured process and stopped after it. ``x quiet`` divides a cell
+by the same policy alone, ``x default quiet`` by the default policy alone. Targets (issue 13):
+at most 2.5x the quiet time beside the competitor, at most 5% slower quiet than the default
+policy.
+
+    python experiments/bench_contention.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+# name -> environment set before torch loads (None: removed, the OpenMP default)
+POLICIES: dict[str, dict[str, str | None]] = {
+    "default (active spin)": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": None},
+    "GOMP_SPINCOUNT=10000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "10000"},
+    "GOMP_SPINCOUNT=1000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "1000"},
+    "PASSIVE + GOMP_SPINCOUNT=1000": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"},
+    "GOMP_SPINCOUNT=30000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "30000"},
+    "GOMP_SPINCOUNT=100000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "100000"},
+}
+
+COMPETITOR = (
+    "import torch\n"
+    "torch.set_num_threads(2)\n"
+    "a = torch.randn(1024, 1024)\n"
+    "while True:\n"
+    "    a = torch.tanh(a @ a)\n"
+)
+
+
+def child(steps: int) -> None:
+    """Runs in the measured interpreter: median seconds of ``steps`` training steps."""
+    import torch
+    from bench_speed import SHAPES, make_config, model_step
+
+    torch.manual_seed(0)
+    batch, spec = SHAPES[next(iter(SHAPES))]
+    step, _ = model_step(make_config(spec), batch, torch.device("cpu"))
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"median": statistics.median(times), "max": max(times)}))
+
+
+def run_cell(policy: dict[str, str | None], steps: int, competing: bool) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    for name, value in policy.items():
+        env.pop(name, None)
+        if value is not None:
+            env[name] = value
+    rival = None
+    if competing:
+        rival_env = {k: v for k, v in env.items() if k != "OMP_WAIT_POLICY"}
+        rival = subprocess.Popen([sys.executable, "-c", COMPETITOR], env=rival_env)
+        time.sleep(2.0)  # let it load torch and start computing
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", "--steps", str(steps)],
+            env=env, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        if rival is not None:
+            rival.kill()
+            rival.wait()
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "experiments/results/bench_contention.md"
+    )
+    parser.add_argument("--policies", help="comma-separated names of POLICIES (default: all)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.steps)
+        return
+
+    from bench_speed import markdown, write_report
+
+    load_before = os.getloadavg()[0]  # other work on the machine shows here
+    chosen = args.policies.split(",") if args.policies else list(POLICIES)
+    rows, quiet = [], {}
+    for name in chosen:
+        alone = run_cell(POLICIES[name], args.steps, competing=False)
+        shared = run_cell(POLICIES[name], args.steps, competing=True)
+        quiet[name] = alone["median"]
+        base = quiet.get("default (active spin)", alone["median"])
+        rows.append([name, f"{alone['median'] * 1e3:.1f}", f"{alone['median'] / base:.2f}",
+                     f"{shared['median'] * 1e3:.1f}",
+                     f"**{shared['median'] / alone['median']:.2f}x**",
+                     f"{shared['max'] * 1e3:.0f}"])  # fmt: skip
+        print(" | ".join(rows[-1]), flush=True)
+    import torch
+
+    header = (
+        f"cpu, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads per process; ETTh1-like default model, median of {args.steps} steps per cell; "
+        "competitor: 2-thread matrix products, default OpenMP policy; load average before / "
+        f"after: {load_before:.1f} / {os.getloadavg()[0]:.1f}"
+    )
+    headers = ["OpenMP wait policy", "quiet ms", "x default quiet",
+               "beside competitor ms", "x quiet", "slowest step beside competitor ms"]  # fmt: skip
+    write_report(
+        "bench_contention", header, [("Training step, shared CPU", markdown(headers, rows))],
+        args.out,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
