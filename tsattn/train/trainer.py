@@ -50,6 +50,7 @@ from tsattn.train.checkpoint import (
 )
 from tsattn.train.config import DataConfig, TrainConfig
 from tsattn.train.module import ForecastModule
+from tsattn.train.oversubscription import OversubscriptionWarning
 from tsattn.train.recipe import resolve_loss, resolve_model_options
 from tsattn.train.resume import DeterministicResume, resumable_loader
 
@@ -333,7 +334,8 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     has_val = counts.get("val", 0) > 0
     train_loader = resumable_loader(datamodule.train_dataloader(), cfg.seed)
     timer = EpochTimer()
-    extra = [DeterministicResume(train_loader, cfg.seed), timer, *callbacks]
+    extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionWarning(),
+             *callbacks]  # fmt: skip
     batches = len(train_loader)
     limit = cfg.limit_train_batches
     batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
