@@ -321,8 +321,11 @@ def summarize_test(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return table, lines
 
 
-def summarize_search(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Validation MSE per candidate and (dataset, H); score = mean ratio to the first candidate."""
+def summarize_search(
+    results: pd.DataFrame, reference: str | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Validation MSE per candidate and (dataset, H); score = mean ratio to ``reference`` (by
+    default the candidate with the most cells) over the cells both have."""
     pivot = results.pivot_table(
         index="candidate",
         columns=["dataset", "horizon"],
@@ -330,6 +333,9 @@ def summarize_search(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         aggfunc="mean",
         sort=False,
     )
+    if reference is None or reference not in pivot.index:
+        reference = pivot.notna().sum(axis=1).idxmax()  # the most complete candidate
+    pivot = pivot.loc[[reference, *(c for c in pivot.index if c != reference)]]
     base = pivot.iloc[0]
     complete = pivot.notna().all(axis=1)
     score = (pivot / base).mean(axis=1).sort_values()
@@ -370,7 +376,9 @@ def write_mixer_ablations(out: Path, results: pd.DataFrame) -> None:
         write_table(summarize(part, order=order), folder, title=title)
 
 
-def write_summary(out: Path, validation_only: bool, title: str) -> None:
+def write_summary(
+    out: Path, validation_only: bool, title: str, reference: str | None = None
+) -> None:
     results = load_results(out)
     if results.empty:
         return
@@ -380,7 +388,7 @@ def write_summary(out: Path, validation_only: bool, title: str) -> None:
         out / "cells.csv", index=False, float_format="%.6g"
     )
     if validation_only:
-        table, lines = summarize_search(results)
+        table, lines = summarize_search(results, reference)
         table.to_csv(out / "search.csv", float_format="%.6g")
         (out / "search.md").write_text("\n".join([title, "", *lines]) + "\n")
     else:
@@ -414,6 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     parser.add_argument("--title", default="")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--reference", help="search: the candidate the scores are divided by")
     parser.add_argument("--runs-dir", help="where the cells' run folders go (default <out>/runs)")
     parser.add_argument(
         "--lock", help="hold this file's flock around each cell (machines shared with others)"
@@ -425,7 +434,7 @@ def main(argv: list[str] | None = None) -> None:
         "Recipe search, validation windows only" if args.validation_only else "Benchmark"
     )
     if args.summary_only:
-        write_summary(out, args.validation_only, title)
+        write_summary(out, args.validation_only, title, args.reference)
         return
     cells = plan_cells(args)
     todo = [c for c in cells if not Path(c["path"]).is_file()]
@@ -456,7 +465,8 @@ def main(argv: list[str] | None = None) -> None:
             with _locked(args.lock):
                 row = _safe_run(cell)
             failures += _report(k, len(todo), row)
-    write_summary(out, args.validation_only, title)
+    reference = args.reference or (cells[0]["candidate"] if cells else None)
+    write_summary(out, args.validation_only, title, reference)
     if failures:
         sys.exit(f"{failures} cell(s) failed; rerun to retry them (finished cells are kept).")
 
