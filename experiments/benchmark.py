@@ -462,6 +462,8 @@ def main(argv: list[str] | None = None) -> None:
                 failures += _report(k, len(todo), row)
     else:
         for k, cell in enumerate(todo, 1):
+            if Path(cell["path"]).is_file():  # finished meanwhile by another process
+                continue
             with _locked(args.lock):
                 row = _safe_run(cell)
             failures += _report(k, len(todo), row)
