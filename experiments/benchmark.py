@@ -371,8 +371,10 @@ def write_mixer_ablations(out: Path, results: pd.DataFrame) -> None:
     for (dataset, horizon), part in runs.groupby(["dataset", "horizon"]):
         folder = out / f"ablation_{dataset.lower()}_h{horizon}"
         folder.mkdir(exist_ok=True)
-        title = (f"{dataset}, L=96, H={horizon}, {part.protocol.iloc[0]} protocol, default "
-                 f"recipe, {part.seed.nunique()} seeds, {part.device.iloc[0]}")  # fmt: skip
+        title = (
+            f"{dataset}, L=96, H={horizon}, {part.protocol.iloc[0]} protocol, default recipe, "
+            f"up to {part.seed.nunique()} seeds (runs per mixer below), {part.device.iloc[0]}"
+        )
         write_table(summarize(part, order=order), folder, title=title)
 
 
