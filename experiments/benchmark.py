@@ -39,6 +39,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -175,8 +176,6 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(row, indent=1))
     os.replace(tmp, path)
-    import shutil
-
     shutil.rmtree(run_dir, ignore_errors=True)
     return row
 

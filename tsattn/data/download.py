@@ -19,6 +19,7 @@ hash. :func:`tsattn.data.loader.verify_dataset` always re-hashes.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -66,10 +67,10 @@ def search_paths(root: str | os.PathLike | None = None) -> list[tuple[str, Path]
     return places
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+def sha256_file(path: str | os.PathLike, *, gzipped: bool = False) -> str:
+    """Hex sha256 of a file (of its decompressed bytes when ``gzipped``), in 1 MiB chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

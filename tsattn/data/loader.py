@@ -9,14 +9,12 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from tsattn.data.download import check_sha256, find_dataset_file, locate_dataset
+from tsattn.data.download import check_sha256, find_dataset_file, locate_dataset, sha256_file
 from tsattn.data.parse import read_lstnet, read_wide_csv, to_wide
 from tsattn.data.registry import DatasetSpec, get_spec, list_datasets, shipped_file
 from tsattn.data.validate import validate_frame
@@ -31,14 +29,11 @@ def _check_shipped(spec: DatasetSpec, path: Path) -> Path:
     stat = path.stat()
     if _SHIPPED_OK.get(str(path)) == (stat.st_size, stat.st_mtime_ns) or spec.sha256 is None:
         return path
-    digest = hashlib.sha256()
-    with gzip.open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    if digest.hexdigest() != spec.sha256:
+    digest = sha256_file(path, gzipped=True)
+    if digest != spec.sha256:
         raise ValueError(
             f"the copy of {spec.filename} shipped with tsattn ({path}) decompresses to sha256 "
-            f"{digest.hexdigest()}, expected {spec.sha256}: the installation is damaged. "
+            f"{digest}, expected {spec.sha256}: the installation is damaged. "
             f"Reinstall tsattn, or place the file from {spec.url} in $TSATTN_DATA_DIR."
         )
     _SHIPPED_OK[str(path)] = (stat.st_size, stat.st_mtime_ns)
