@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsattn.data import TimeSeriesDataModule, future_index, load_dataset, time_features
+from tsattn.data import (
+    TimeSeriesDataModule,
+    future_index,
+    grid_steps,
+    load_dataset,
+    time_features,
+)
 from tsattn.data.protocols import WindowGeometry
 from tsattn.data.scaling import Scaler
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
@@ -274,14 +280,16 @@ class Forecaster:
             frame = frame[self.columns]  # same variables, matched by name
         return frame
 
-    def _inputs(self, frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled values ``(T, N)`` and calendar marks ``(T, F)`` (``F`` may be 0) of a frame."""
+    def _inputs(self, frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scaled values ``(T, N)``, calendar marks ``(T, F)`` (``F`` may be 0) and grid
+        positions ``(T,)`` of a frame."""
         model = self._require_fitted()
         scaled = self.scaler.transform(frame.to_numpy(dtype=np.float64))  # (T, N), float64
         values = torch.from_numpy(scaled.astype(np.float32))  # (T, N)
+        steps = torch.from_numpy(grid_steps(frame.index, self.freq))  # (T,) int64
         n_marks = model.config.time_features
         if not n_marks:
-            return values, torch.zeros(len(frame), 0)
+            return values, torch.zeros(len(frame), 0), steps
         marks = torch.from_numpy(time_features(frame.index, self.freq))  # (T, F)
         if marks.shape[1] != n_marks:
             raise ValueError(
@@ -289,7 +297,7 @@ class Forecaster:
                 f"{marks.shape[1]} (index type {type(frame.index).__name__}): pass data with "
                 f"the same kind of timestamps (frequency {self.freq!r})."
             )
-        return values, marks
+        return values, marks, steps
 
     def _check_history(self, rows: int) -> None:
         seq_len = self._require_fitted().config.seq_len
@@ -344,12 +352,13 @@ class Forecaster:
         frame = self.history_ if data is None else self._frame(data)
         self._check_history(len(frame))
         seq_len = model.config.seq_len
-        values, marks = self._inputs(frame.iloc[-seq_len:])
+        values, marks, steps = self._inputs(frame.iloc[-seq_len:])
         device = next(model.parameters()).device
         with torch.no_grad():
             x = values[None].to(device)  # (T, N) -> (1, L, N)
             x_mark = marks[None].to(device) if model.config.time_features else None  # (1, L, F)
-            pred = model.eval()(x, x_mark)[0].double().cpu()  # (1, H, N) -> (H, N)
+            step = steps[:1].to(device)  # (1,), the window's first row
+            pred = model.eval()(x, x_mark, step)[0].double().cpu()  # (1, H, N) -> (H, N)
         pred = self.scaler.inverse_transform(pred)  # original units
         unit = torch.from_numpy(self.scaler.scale)  # (N,) original units per scaled unit
         spread = window_scale(values[None])[0].double() * unit  # (1, L, N) -> (N,)
@@ -378,8 +387,8 @@ class Forecaster:
         the interval) and ``width_<level>`` (its mean width, original units).
         """
         half_widths = self._half_widths(level)
-        values, marks = self._inputs(self._frame(data))
-        windows = all_windows(values, marks, self._geometry())
+        values, marks, steps = self._inputs(self._frame(data))
+        windows = all_windows(values, marks, self._geometry(), steps)
         return self._score(windows, batch_size, half_widths)
 
     def _score(self, windows: Any, batch_size: int, half_widths: dict) -> dict[str, float]:

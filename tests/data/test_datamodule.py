@@ -28,15 +28,17 @@ def test_train_scaler_equals_standard_scaler_fitted_by_hand(data_dir) -> None:
     np.testing.assert_array_equal(dm.scaler.mean, by_hand.mean_)
     np.testing.assert_array_equal(dm.scaler.scale, by_hand.scale_)
     np.testing.assert_allclose(dm.values.numpy(), by_hand.transform(raw), rtol=1e-5, atol=1e-5)
-    _, y, m = dm.datasets["test"][0]  # first test target row is row 11520
+    _, y, m, step = dm.datasets["test"][0]  # first test target row is row 11520
     np.testing.assert_allclose(y[0].numpy(), by_hand.transform(raw[11520:11521])[0], rtol=1e-5)
     assert m.shape == (96, 4) and dm.n_time_features == 4 and dm.freq == "h"
+    # The window starts at row 11520 - 96; its grid position modulo 24 is its hour of the day.
+    assert int(step) % 24 == dm.frame.index[11520 - 96].hour
 
 
 def test_inverse_transform_returns_original_units_for_numpy_and_torch(data_dir) -> None:
     dm = TimeSeriesDataModule("ETTh1", 96, 24, root=data_dir)
     dm.setup()
-    _, y, _ = dm.test_dataloader().dataset.__getitems__([0, 1])
+    _, y, *_ = dm.test_dataloader().dataset.__getitems__([0, 1])
     back = dm.scaler.inverse_transform(y)  # (2, 24, 7) torch
     assert isinstance(back, torch.Tensor) and back.dtype == torch.float32
     np.testing.assert_allclose(back[0].numpy(), dm.frame.to_numpy()[11520:11544], rtol=1e-5)
@@ -49,7 +51,7 @@ def test_mtgnn_legacy_maxabs_scaling_uses_the_whole_series(data_dir) -> None:
     dm.setup()
     raw = dm.frame.to_numpy()
     np.testing.assert_array_equal(dm.scaler.scale, np.abs(raw).max(axis=0))
-    x, y, _ = dm.datasets["train"][0]  # target row P + h - 1 = 170, inputs rows 0..167
+    x, y, *_ = dm.datasets["train"][0]  # target row P + h - 1 = 170, inputs rows 0..167
     np.testing.assert_allclose(y[0].numpy(), raw[170] / np.abs(raw).max(axis=0), rtol=1e-6)
     np.testing.assert_allclose(x[-1].numpy(), raw[167] / np.abs(raw).max(axis=0), rtol=1e-6)
     assert dm.n_time_features == 0 and dm.freq is None
@@ -75,8 +77,9 @@ def test_batches_shapes_order_and_no_dropped_eval_batches() -> None:
         assert torch.equal(batches[0][1][0], dm.datasets[split][0][1])  # not shuffled
     train = list(dm.train_dataloader())
     assert len(train) == counts["train"] // 16
-    x, y, m = train[0]
+    x, y, m, step = train[0]
     assert (x.shape, y.shape, m.shape) == ((16, 24, 4), (16, 12, 4), (16, 24, 4))
+    assert step.shape == (16,) and step.dtype == torch.int64
     assert x.dtype == y.dtype == m.dtype == torch.float32
 
 
@@ -104,6 +107,7 @@ def test_long_frames_and_csv_paths_and_load_kwargs(tmp_path) -> None:
     assert dm.window_counts["train"] == int(0.7 * 200) - 30 + 1
     window = dm.last_window()
     assert window[0].shape == (1, 24, 4) and window[1].shape == (1, 24, 4)
+    assert window[2].tolist() == [int(dm.steps[200 - 24])]
     assert dm.target_index("test")[0] == dm.frame.index[200 - int(0.2 * 200)]
 
 

@@ -23,12 +23,14 @@ def test_items_and_batches_equal_plain_slices(geometry: WindowGeometry) -> None:
     L, g, H = geometry.input_length, geometry.gap, geometry.target_length
     for i in (0, 7, len(ds) - 1):
         s = starts[i]
-        x, y, m = ds[i]
+        x, y, m, step = ds[i]
         assert torch.equal(x, values[s : s + L]) and torch.equal(m, marks[s : s + L])
+        assert step.dtype == torch.int64 and int(step) == s  # default steps: the row numbers
         assert torch.equal(y, values[s + L + g : s + L + g + H])
-    bx, by, bm = ds.__getitems__([0, 7, len(ds) - 1])
-    sx, sy, sm = collate_windows([ds[0], ds[7], ds[len(ds) - 1]])
+    bx, by, bm, bs = ds.__getitems__([0, 7, len(ds) - 1])
+    sx, sy, sm, ss = collate_windows([ds[0], ds[7], ds[len(ds) - 1]])
     assert torch.equal(bx, sx) and torch.equal(by, sy) and torch.equal(bm, sm)
+    assert torch.equal(bs, ss) and bs.tolist() == [starts[0], starts[7], starts[-1]]
     assert bx.shape == (3, L, 3) and by.shape == (3, H, 3) and bm.shape == (3, L, 2)
     with pytest.raises(IndexError, match="out of range"):
         ds[len(ds)]
@@ -37,7 +39,7 @@ def test_items_and_batches_equal_plain_slices(geometry: WindowGeometry) -> None:
 def test_items_are_views_of_the_one_series_tensor() -> None:
     values, marks = _series()
     ds = WindowDataset(values, marks, WindowGeometry(8, 0, 4), range(0, 39))
-    x, y, _ = ds[3]
+    x, y, *_ = ds[3]
     assert x.untyped_storage().data_ptr() == values.untyped_storage().data_ptr()
     assert y.untyped_storage().data_ptr() == values.untyped_storage().data_ptr()
     values[3, 0] = -1.0  # a change in the series shows through the view
@@ -50,3 +52,12 @@ def test_zero_time_features_and_bad_ranges() -> None:
     assert ds.__getitems__([0, 1])[2].shape == (2, 8, 0)
     with pytest.raises(ValueError, match=r"the last window \(start 39, span 12\) runs past"):
         WindowDataset(values, torch.zeros(50, 0), WindowGeometry(8, 0, 4), range(0, 40))
+
+
+def test_steps_are_the_grid_positions_given() -> None:
+    values, marks = _series()
+    steps = torch.arange(50) + 1000
+    ds = WindowDataset(values, marks, WindowGeometry(8, 0, 4), range(5, 39), steps)
+    assert int(ds[0][3]) == 1005 and ds.__getitems__([0, 2])[3].tolist() == [1005, 1007]
+    with pytest.raises(ValueError, match=r"steps must be one position per row, shape \(50,\)"):
+        WindowDataset(values, marks, WindowGeometry(8, 0, 4), range(0, 39), steps[:10])

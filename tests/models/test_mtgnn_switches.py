@@ -1,9 +1,12 @@
-"""The long-horizon switches of MTGNNConfig: channel independence and the linear shortcut."""
+"""The long-horizon switches of MTGNNConfig: channel independence, the linear shortcut (and its
+least-squares start) and the learned cycle."""
 
+import numpy as np
 import pytest
 import torch
 
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
+from tsattn.nn.cycle import ResidualCycle
 from tsattn.nn.shortcut import LinearShortcut, moving_average
 
 SMALL = dict(num_nodes=4, seq_len=24, horizon=6, layers=2, conv_channels=8, residual_channels=8,
@@ -80,8 +83,69 @@ def test_dlinear_shortcut_is_trend_map_plus_remainder_map():
         (dict(linear_shortcut="cubic"), "linear_shortcut must be one of none, linear, dlinear"),
         (dict(decomposition_kernel=24), "decomposition_kernel must be an odd size"),
         (dict(channel_independent=True), "channel_independent=True .* needs graph=False"),
+        (dict(cycle_length=-1), "cycle_length must be an int >= 0"),
+        (dict(cycle_length="auto"), "cycle_length must be an int >= 0 .*'auto' is for the trainer"),
     ],
 )
 def test_bad_switches_raise_value_errors_naming_the_setting(options, message):
     with pytest.raises(ValueError, match=message):
         MTGNNConfig(**SMALL, **options)
+
+
+def test_cycle_is_read_at_each_windows_phase():
+    cycle = ResidualCycle(cycle_length=5, num_nodes=2)
+    with torch.no_grad():
+        cycle.values.copy_(torch.arange(10.0).reshape(5, 2))
+    out = cycle(torch.tensor([0, 3, 8]), offset=4, length=3)  # (3, 3, 2)
+    for b, start in enumerate([0, 3, 8]):
+        rows = [(start + 4 + t) % 5 for t in range(3)]
+        torch.testing.assert_close(out[b], cycle.values[rows])
+
+
+def test_cycle_model_starts_as_the_model_without_and_depends_only_on_the_phase():
+    torch.manual_seed(0)
+    plain = MTGNN(MTGNNConfig(**SMALL, graph=False)).eval()
+    torch.manual_seed(0)
+    model = MTGNN(MTGNNConfig(**SMALL, graph=False, cycle_length=24)).eval()
+    x, step = torch.randn(3, 24, 4), torch.tensor([0, 5, 30])
+    torch.testing.assert_close(model(x, step=step), plain(x))  # the cycle starts at zero
+    with torch.no_grad():
+        model.cycle.values.normal_()
+    torch.testing.assert_close(model(x, step=step), model(x, step=step + 48))  # whole cycles
+    assert not torch.allclose(model(x, step=step), model(x, step=step + 1))
+    with pytest.raises(ValueError, match=r"cycle_length=24 and needs each window's grid position"):
+        model(x)
+
+
+def test_cycle_is_removed_from_the_input_and_added_to_the_forecast():
+    """A series that is exactly the learned cycle leaves the backbone a zero input (no RevIN),
+    so the forecast is the cycle continued."""
+    torch.manual_seed(0)
+    cfg = MTGNNConfig(**SMALL, graph=False, cycle_length=6, revin=False)
+    model = MTGNN(cfg).eval()
+    with torch.no_grad():
+        model.cycle.values.normal_()
+    zero = MTGNN(MTGNNConfig(**SMALL, graph=False, revin=False)).eval()
+    zero.load_state_dict({k: v for k, v in model.state_dict().items() if "cycle" not in k})
+    step = torch.tensor([2])
+    series = model.cycle(step, 0, 24)  # (1, 24, 4)
+    expected = zero(torch.zeros(1, 24, 4)) + model.cycle(step, 24, 6)
+    torch.testing.assert_close(model(series, step=step), expected)
+
+
+def test_least_squares_start_equals_a_numpy_fit_for_both_shortcuts():
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 24, 3), torch.randn(40, 6, 3)
+    for kind in ("linear", "dlinear"):
+        shortcut = LinearShortcut(kind, seq_len=24, horizon=6, kernel_size=5)
+        pairs = [(x[:25], y[:25]), (x[25:], y[25:])]
+        assert shortcut.fit_least_squares(pairs, ridge=1e-9) == 120  # DLinear: collinear parts
+        # DLinear's two maps together are one linear map of the window: the same forecasts.
+        feats = x.double().transpose(1, 2).reshape(-1, 24).numpy()
+        design = np.concatenate([feats, np.ones((len(feats), 1))], 1)
+        target = y.double().transpose(1, 2).reshape(-1, 6).numpy()
+        solution = np.linalg.lstsq(design, target, rcond=None)[0]
+        expected = torch.from_numpy(design @ solution).float().reshape(40, 3, 6).transpose(1, 2)
+        torch.testing.assert_close(shortcut(x), expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="got no windows"):
+        shortcut.fit_least_squares([])

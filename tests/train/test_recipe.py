@@ -1,8 +1,13 @@
 """The long-horizon recipe applies under multi-step protocols, and explicit settings win."""
 
+import dataclasses
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from tsattn.train import TrainConfig
+from tsattn.train.config import RunConfig
 from tsattn.train.recipe import long_horizon_recipe, resolve_model_options
 
 
@@ -47,3 +52,68 @@ def test_fit_trains_the_recipe_model_with_the_resolved_loss(tmp_path):
                             run_dir=tmp_path)  # fmt: skip
     assert result.module.train_config.loss == "l1"
     assert result.module.model_config.channel_independent is True
+
+
+def test_auto_cycle_length_is_the_daily_cycle_of_the_data():
+    assert (
+        resolve_model_options("tslib", 7, 96, {"cycle_length": "auto"}, freq="h")["cycle_length"]
+        == 24
+    )
+    assert (
+        resolve_model_options("tslib", 7, 96, {"cycle_length": "auto"}, freq="10min")[
+            "cycle_length"
+        ]
+        == 144
+    )
+    assert resolve_model_options("holdout", 7, 96, {"cycle_length": "auto"})["cycle_length"] == 0
+    assert RunConfig.from_dict({"model": {"cycle_length": "auto"}}).model["cycle_length"] == "auto"
+    with pytest.raises(ValueError, match=r"model\.cycle_length='daily' is not a number"):
+        RunConfig.from_dict({"model": {"cycle_length": "daily"}})
+
+
+def test_unknown_shortcut_init_is_a_value_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.shortcut_init='zeros' is not valid"):
+        TrainConfig(shortcut_init="zeros")
+
+
+def test_fit_starts_the_shortcut_at_the_least_squares_fit_of_the_training_windows(tmp_path):
+    """With no optimiser step taken (lr ~ 0), the trained model is the closed-form fit."""
+    from tests.train.conftest import TINY_MODEL
+    from tests.train.toy import ToyDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = ToyDataModule(protocol="holdout")
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    result = fit_datamodule(dm, model=TINY_MODEL, train=train, run_dir=tmp_path, test=False)
+    model = result.module.model
+    x, y, _ = dm.sets["train"][:]
+    xn, stats = model.revin.normalize(x)
+    feats = xn.double().transpose(1, 2).reshape(-1, x.shape[1]).detach().numpy()
+    design = np.concatenate([feats, np.ones((len(feats), 1))], 1)
+    target = model.revin.normalize_target(y, stats).double().transpose(1, 2)
+    target = target.reshape(len(feats), -1).detach().numpy()
+    # The fit is ridge regression with a penalty of 1e-4 x the mean diagonal of X^T X (a
+    # normalised window sums to zero: its regressors are collinear with the intercept).
+    gram = design.T @ design
+    size = gram.shape[0] - 1
+    gram[range(size), range(size)] += 1e-4 * gram.diagonal()[:size].mean()
+    expected = design @ np.linalg.solve(gram, design.T @ target)
+    fitted = model.shortcut(xn).double().transpose(1, 2).reshape(len(feats), -1)
+    np.testing.assert_allclose(fitted.detach().numpy(), expected, atol=2e-3)
+    train = dataclasses.replace(train, shortcut_init="random")
+    random = fit_datamodule(dm, model=TINY_MODEL, run_dir=tmp_path / "r", train=train, test=False)
+    guess = random.module.model.shortcut(xn).double().transpose(1, 2).reshape(len(feats), -1)
+    assert np.mean((guess.detach().numpy() - target) ** 2) > 1.5 * np.mean((expected - target) ** 2)
+
+
+def test_a_cycle_under_a_protocol_with_a_gap_is_refused(tmp_path):
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(400, 3)),
+                         index=pd.date_range("2024-01-01", periods=400, freq="h"))  # fmt: skip
+    dm = TimeSeriesDataModule(frame, 24, 3, protocol="mtgnn")
+    with pytest.raises(ValueError, match=r"model.cycle_length=24 needs forecasts that follow"):
+        fit_datamodule(dm, model={**TINY_MODEL, "cycle_length": "auto"}, run_dir=tmp_path,
+                       train=TrainConfig(max_steps=1, progress_bar=False))  # fmt: skip

@@ -23,18 +23,26 @@ from tsattn.data.loader import dataset_file, load_dataset, verify_dataset
 from tsattn.data.protocols import plan_splits
 from tsattn.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset
 from tsattn.data.scaling import Scaler
-from tsattn.data.timefeatures import future_index, infer_freq, time_features
+from tsattn.data.timefeatures import (
+    daily_cycle,
+    future_index,
+    grid_steps,
+    infer_freq,
+    time_features,
+)
 
 __all__ = [
     "DatasetSpec",
     "Scaler",
     "TimeSeriesDataModule",
     "cache_dir",
+    "daily_cycle",
     "dataset_file",
     "dataset_status",
     "download_dataset",
     "future_index",
     "get_spec",
+    "grid_steps",
     "infer_freq",
     "list_datasets",
     "load_dataset",

@@ -1,9 +1,11 @@
 """``TimeSeriesDataModule``: load -> validate -> split (protocol) -> scale -> strided windows.
 
-Every batch is ``(x, y, x_mark)``: ``x`` ``(B, seq_len, N)``, ``y`` ``(B, output_length, N)``,
-``x_mark`` ``(B, seq_len, F)`` float32 (``F`` may be 0). Training batches are shuffled;
-evaluation loaders keep order and never drop the last partial batch, so every test window
-counts (PROTOCOLS.md).
+Every batch is ``(x, y, x_mark, step)``: ``x`` ``(B, seq_len, N)``, ``y``
+``(B, output_length, N)``, ``x_mark`` ``(B, seq_len, F)`` float32 (``F`` may be 0), ``step``
+``(B,)`` int64, the grid position of each window's first row
+(:func:`~tsattn.data.timefeatures.grid_steps`). Training batches are shuffled; evaluation
+loaders keep order and never drop the last partial batch, so every test window counts
+(PROTOCOLS.md).
 
 >>> import numpy as np, pandas as pd
 >>> frame = pd.DataFrame(np.random.rand(200, 3), columns=list("abc"),
@@ -12,7 +14,7 @@ counts (PROTOCOLS.md).
 >>> dm.window_counts
 {'train': 111, 'val': 15, 'test': 35}
 >>> [tuple(t.shape) for t in next(iter(dm.train_dataloader()))]
-[(8, 24, 3), (8, 6, 3), (8, 24, 4)]
+[(8, 24, 3), (8, 6, 3), (8, 24, 4), (8,)]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from torch.utils.data import DataLoader
 from tsattn.data.loader import load_dataset, resolve_spec
 from tsattn.data.protocols import PROTOCOLS, SplitPlan, plan_splits
 from tsattn.data.scaling import SCALINGS, Scaler, fit_scaler
-from tsattn.data.timefeatures import infer_freq, time_features
+from tsattn.data.timefeatures import grid_steps, infer_freq, time_features
 from tsattn.data.validate import check_enough_rows
 from tsattn.data.windows import WindowDataset, collate_windows
 
@@ -130,6 +132,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
             else np.zeros((len(frame), 0), np.float32)
         )
         self.marks = torch.from_numpy(marks)  # (T, F)
+        self.steps = torch.from_numpy(grid_steps(frame.index, self.freq))  # (T,) int64
         self.values = values
         self.frame = frame
         self.columns: list[str] = [str(c) for c in frame.columns]
@@ -138,7 +141,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
         self.output_length: int = plan.geometry.target_length
         self.plan: SplitPlan = plan
         self.datasets = {
-            name: WindowDataset(values, self.marks, plan.geometry, starts)
+            name: WindowDataset(values, self.marks, plan.geometry, starts, self.steps)
             for name, starts in plan.starts.items()
         }
         self._ready = True
@@ -156,10 +159,12 @@ class TimeSeriesDataModule(L.LightningDataModule):
         starts = self.datasets[split].starts
         return self.frame.index[starts.start + shift : starts.stop + shift]
 
-    def last_window(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The most recent ``seq_len`` rows, scaled: ``x (1, L, N)`` and ``x_mark (1, L, F)``."""
+    def last_window(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The most recent ``seq_len`` rows, scaled: ``x (1, L, N)``, ``x_mark (1, L, F)`` and
+        ``step (1,)``, the grid position of its first row."""
         self._require_setup()
-        return self.values[-self.seq_len :][None], self.marks[-self.seq_len :][None]
+        rows = slice(-self.seq_len, None)
+        return self.values[rows][None], self.marks[rows][None], self.steps[rows][:1]
 
     def _require_setup(self) -> None:
         if not self._ready:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-__all__ = ["future_index", "infer_freq", "time_features"]
+__all__ = ["daily_cycle", "future_index", "grid_steps", "infer_freq", "time_features"]
 
 
 def _second(i: pd.DatetimeIndex) -> np.ndarray:
@@ -113,6 +113,58 @@ def infer_freq(index: pd.Index, *, strict: bool = False) -> str | None:
     if usual <= 0:
         return None
     return to_offset(pd.Timedelta(usual, unit="ns")).freqstr
+
+
+def _fixed_step(freq: str | None) -> pd.Timedelta | None:
+    """The step of ``freq`` as a duration, or ``None`` for calendar steps (months, business
+    days) and no dates."""
+    if freq is None:
+        return None
+    try:
+        step = pd.Timedelta(to_offset(freq))
+    except (TypeError, ValueError):
+        return None
+    return step if step > pd.Timedelta(0) else None
+
+
+def grid_steps(index: pd.Index, freq: str | None = None) -> np.ndarray:
+    """Each row's position on the time grid of the series, ``(T,)`` int64.
+
+    With dates and a fixed step, the whole steps since 1970-01-01 00:00 (wall-clock time), so a
+    position taken modulo a cycle is a calendar phase (the hour of the day for hourly data and a
+    cycle of 24) whichever rows a window comes from. Without dates (or with a calendar step such
+    as months) the integer labels of the index, else the row numbers.
+
+    >>> idx = pd.date_range("2016-07-01 05:00", periods=3, freq="h")
+    >>> (grid_steps(idx, "h") % 24).tolist()
+    [5, 6, 7]
+    >>> grid_steps(pd.RangeIndex(10, 13)).tolist()
+    [10, 11, 12]
+    """
+    step = _fixed_step(freq or infer_freq(index))
+    if isinstance(index, pd.DatetimeIndex) and step is not None:
+        wall = index.tz_localize(None) if index.tz is not None else index
+        return np.asarray(wall.as_unit("ns").asi8 // step.value, dtype=np.int64)
+    if pd.api.types.is_integer_dtype(index.dtype):
+        return index.to_numpy(dtype=np.int64, copy=True)
+    return np.arange(len(index), dtype=np.int64)
+
+
+def daily_cycle(freq: str | None) -> int:
+    """Steps in the series' main cycle: one day for steps that divide a day (24 for hourly, 96
+    for 15-minute, 144 for 10-minute data), one week (7) for daily data, 0 otherwise.
+
+    >>> [daily_cycle(freq) for freq in ("h", "15min", "10min", "D", "MS", None)]
+    [24, 96, 144, 7, 0, 0]
+    """
+    step, day = _fixed_step(freq), pd.Timedelta(days=1)
+    if step is None:
+        return 0
+    if step == day:
+        return 7
+    if step < day and day.value % step.value == 0:
+        return day.value // step.value
+    return 0
 
 
 def _offset_features(freq: str):

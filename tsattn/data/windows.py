@@ -9,8 +9,8 @@ no Python loop over windows runs while training.
 >>> from tsattn.data.protocols import WindowGeometry
 >>> ds = WindowDataset(torch.arange(10.).reshape(10, 1), torch.zeros(10, 0),
 ...                    WindowGeometry(3, 0, 2), range(0, 6))
->>> x, y, m = ds[0]; x.flatten().tolist(), y.flatten().tolist(), tuple(m.shape)
-([0.0, 1.0, 2.0], [3.0, 4.0], (3, 0))
+>>> x, y, m, step = ds[0]; x.flatten().tolist(), y.flatten().tolist(), tuple(m.shape), int(step)
+([0.0, 1.0, 2.0], [3.0, 4.0], (3, 0), 0)
 >>> len(ds), ds.__getitems__([5])[1].flatten().tolist()
 (6, [8.0, 9.0])
 """
@@ -27,24 +27,32 @@ from tsattn.data.protocols import WindowGeometry
 
 __all__ = ["WindowDataset", "collate_windows"]
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class WindowDataset(Dataset):
-    """Windows ``(x, y, x_mark)`` starting at each row in ``starts``.
+    """Windows ``(x, y, x_mark, step)`` starting at each row in ``starts``.
 
     ``x = values[s : s+L]``, ``y = values[s+L+gap : s+L+gap+target_length]``,
-    ``x_mark = marks[s : s+L]``, with ``L = geometry.input_length``.
+    ``x_mark = marks[s : s+L]``, ``step = steps[s]`` (int64, the grid position of the window's
+    first input row, which places it in a cycle), with ``L = geometry.input_length``.
 
     Args:
         values: ``(T, N)`` float32 series (already scaled), shared by every split.
         marks: ``(T, F)`` float32 calendar features (``F`` may be 0).
         geometry: input length, gap and target length.
         starts: window start rows, a ``range`` with step 1.
+        steps: ``(T,)`` grid positions of the rows
+            (:func:`tsattn.data.timefeatures.grid_steps`); default the row numbers.
     """
 
     def __init__(
-        self, values: torch.Tensor, marks: torch.Tensor, geometry: WindowGeometry, starts: range
+        self,
+        values: torch.Tensor,
+        marks: torch.Tensor,
+        geometry: WindowGeometry,
+        starts: range,
+        steps: torch.Tensor | np.ndarray | None = None,
     ) -> None:
         if values.ndim != 2 or marks.ndim != 2 or marks.shape[0] != values.shape[0]:
             raise ValueError(
@@ -56,6 +64,12 @@ class WindowDataset(Dataset):
                 f"the last window (start {starts[-1]}, span {geometry.span}) runs past the "
                 f"{values.shape[0]} rows"
             )
+        steps = np.arange(values.shape[0]) if steps is None else np.asarray(steps)
+        if steps.shape != (values.shape[0],):
+            raise ValueError(
+                f"steps must be one position per row, shape ({values.shape[0]},); got {steps.shape}"
+            )
+        self._steps = steps.astype(np.int64)
         self.geometry = geometry
         self.starts = starts
         L, T_out = geometry.input_length, geometry.target_length
@@ -77,14 +91,16 @@ class WindowDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"window {index} out of range for {len(self)} windows")
         s = self.starts[index]
-        return self._x[s], self._y[s + self._target_shift], self._m[s]
+        step = torch.tensor(self._steps[s])
+        return self._x[s], self._y[s + self._target_shift], self._m[s], step
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
-        """A whole batch in one gather per tensor: ``(B, L, N), (B, T_out, N), (B, L, F)``."""
+        """A whole batch in one gather per tensor: ``(B, L, N), (B, T_out, N), (B, L, F), (B,)``."""
         s = np.asarray(indices, dtype=np.int64) + self._first
         x = torch.from_numpy(self._x_np[s])  # (B, L, N), one contiguous copy
         y = torch.from_numpy(self._y_np[s + self._target_shift])  # (B, T_out, N)
-        return x, y, torch.from_numpy(self._m_np[s])  # (B, L, F)
+        marks = torch.from_numpy(self._m_np[s])  # (B, L, F)
+        return x, y, marks, torch.from_numpy(self._steps[s])  # ..., (B,)
 
 
 def _windows(series: torch.Tensor, length: int) -> torch.Tensor:

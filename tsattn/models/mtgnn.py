@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsattn._config import reject_unknown
+from tsattn.nn.cycle import ResidualCycle
 from tsattn.nn.fusion import create_fusion
 from tsattn.nn.graph import GraphLearner, MixHop
 from tsattn.nn.mixers import create_mixer
@@ -115,6 +116,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 class MTGNNConfig:
     """Everything that defines an :class:`MTGNN`; round-trips through ``to_dict``/``from_dict``.
 
+    The recipe switches: ``channel_independent`` (PatchTST), ``linear_shortcut`` and
+    ``decomposition_kernel`` (:mod:`tsattn.nn.shortcut`), ``cycle_length`` (a learned periodic
+    component of that many steps, CycleNet: :mod:`tsattn.nn.cycle`; 0 is off, and a model with a
+    cycle reads each window's grid position, ``forward``'s ``step``).
+
     >>> cfg = MTGNNConfig(num_nodes=7, seq_len=96, horizon=24, mixer="identity")
     >>> MTGNNConfig.from_dict(cfg.to_dict()) == cfg
     True
@@ -148,6 +154,7 @@ class MTGNNConfig:
     channel_independent: bool = False
     linear_shortcut: str = "none"
     decomposition_kernel: int = 25
+    cycle_length: int = 0
 
     def __post_init__(self) -> None:
         self.kernel_set = tuple(int(k) for k in self.kernel_set)
@@ -175,6 +182,9 @@ class MTGNNConfig:
              f"linear_shortcut must be one of {', '.join(SHORTCUTS)}"),
             (self.decomposition_kernel >= 1 and self.decomposition_kernel % 2 == 1,
              "decomposition_kernel must be an odd size >= 1"),
+            (isinstance(self.cycle_length, int) and self.cycle_length >= 0,
+             "cycle_length must be an int >= 0 (0 turns the cycle off; 'auto' is for the "
+             "trainer, which sets it from the data's step)"),
             (not (self.channel_independent and self.graph),
              "channel_independent=True runs every variable on its own, so it needs graph=False"),
         ]  # fmt: skip
@@ -188,7 +198,7 @@ class MTGNNConfig:
             for f in dataclasses.fields(self)
             if f.name in ("num_nodes", "seq_len", "horizon", "layers", "kernel_set",
                           "dilation_exponential", "conv_channels", "dropout", "graph",
-                          "channel_independent", "linear_shortcut")
+                          "channel_independent", "linear_shortcut", "cycle_length")
         )  # fmt: skip
 
     @property
@@ -219,7 +229,10 @@ class MTGNNConfig:
 
 
 class MTGNN(nn.Module):
-    """``forward(x: (B, T, N), x_mark: (B, T, F) | None) -> (B, H, N)``.
+    """``forward(x: (B, T, N), x_mark: (B, T, F) | None, step: (B,) | None) -> (B, H, N)``.
+
+    ``step`` is the grid position of each window's first input row (the batch's fourth item);
+    only a model with ``cycle_length > 0`` reads it, and it needs it.
 
     >>> model = MTGNN(MTGNNConfig(num_nodes=3, seq_len=24, horizon=6, layers=2))
     >>> model(torch.randn(4, 24, 3)).shape
@@ -240,6 +253,9 @@ class MTGNN(nn.Module):
             LinearShortcut(cfg.linear_shortcut, cfg.seq_len, cfg.horizon, cfg.decomposition_kernel)
             if cfg.linear_shortcut != "none"
             else None
+        )
+        self.cycle = (
+            ResidualCycle(cfg.cycle_length, cfg.num_nodes) if cfg.cycle_length > 0 else None
         )
         self.graph_learner = (
             GraphLearner(cfg.num_nodes, cfg.node_dim, cfg.top_k, cfg.tanh_alpha)
@@ -307,7 +323,9 @@ class MTGNN(nn.Module):
         with torch.no_grad():
             return self.graph_learner().detach().clone()
 
-    def _check_input(self, x: torch.Tensor, x_mark: torch.Tensor | None) -> None:
+    def _check_input(
+        self, x: torch.Tensor, x_mark: torch.Tensor | None, step: torch.Tensor | None
+    ) -> None:
         cfg = self.config
         if x.dim() != 3:
             raise ValueError(f"x has shape {tuple(x.shape)}: expected (B, T, N), 3 dimensions.")
@@ -329,12 +347,25 @@ class MTGNN(nn.Module):
                 f"x_mark has shape {got}: the model was built with time_features="
                 f"{cfg.time_features}, pass (B, T, {cfg.time_features})."
             )
+        if cfg.cycle_length and (step is None or step.shape != (x.size(0),)):
+            got = None if step is None else tuple(step.shape)
+            raise ValueError(
+                f"step has shape {got}: the model has cycle_length={cfg.cycle_length} and needs "
+                f"each window's grid position, pass step of shape ({x.size(0)},)."
+            )
 
-    def forward(self, x: torch.Tensor, x_mark: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_mark: torch.Tensor | None = None,
+        step: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         cfg = self.config
-        self._check_input(x, x_mark)
+        self._check_input(x, x_mark, step)
         if self.revin is not None:
             x, stats = self.revin.normalize(x)  # (B, T, N)
+        if self.cycle is not None:
+            x = x - self.cycle(step, 0, cfg.seq_len)  # (B, T, N), the cycle's residual
         linear = self.shortcut(x) if self.shortcut is not None else None  # (B, H, N)
         batch, steps, nodes = x.shape
         if cfg.channel_independent:
@@ -379,6 +410,8 @@ class MTGNN(nn.Module):
             out = out.reshape(batch, nodes, -1).transpose(1, 2)  # (B*N, H, 1) -> (B, H, N)
         if linear is not None:
             out = out + linear  # (B, H, N)
+        if self.cycle is not None:
+            out = out + self.cycle(step, cfg.seq_len, cfg.horizon)  # (B, H, N)
         if self.revin is not None:
             out = self.revin.denormalize(out, stats)
         return out

@@ -57,6 +57,13 @@ class RevIN(nn.Module):
             x = x * self.weight + self.bias
         return x, RevINStats(mean, std)
 
+    def normalize_target(self, y: torch.Tensor, stats: RevINStats) -> torch.Tensor:
+        """The inverse of :meth:`denormalize`: ``(B, H, N)`` in the units the model predicts."""
+        y = (y - stats.mean) / stats.std
+        if self.affine:
+            y = y * (self.weight + self.eps * self.eps) + self.bias
+        return y
+
     def denormalize(self, y: torch.Tensor, stats: RevINStats) -> torch.Tensor:
         """``(B, H, N)`` back to the units of the window ``stats`` came from."""
         if self.affine:

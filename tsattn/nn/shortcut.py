@@ -12,12 +12,21 @@ Departures: the maps are always shared across variables (DLinear's ``individual=
 paths are initialised as in ``nn.Linear`` (DLinear's official code sets every weight to
 ``1 / L``, a moving average of the whole window).
 
+:meth:`LinearShortcut.fit_least_squares` sets the maps to the closed-form (ridge) least-squares
+fit of a set of windows. Toner and Darlow ("An Analysis of Linear Time Series Forecasting
+Models", ICML 2024, https://arxiv.org/abs/2403.14587) show that these linear forecasters are all
+linear regressions of the look-back, and that the closed-form fit matches or beats the
+gradient-trained one; the trainer uses it to start the shortcut at that fit
+(``TrainConfig.shortcut_init``).
+
 >>> shortcut = LinearShortcut("dlinear", seq_len=96, horizon=24)
 >>> shortcut(torch.randn(8, 96, 7)).shape
 torch.Size([8, 24, 7])
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -64,3 +73,64 @@ class LinearShortcut(nn.Module):
         season = (x - trend).transpose(1, 2)  # (B, L, N) -> (B, N, L)
         out = self.linear(season) + self.trend(trend.transpose(1, 2))  # (B, N, L) -> (B, N, H)
         return out.transpose(1, 2)  # (B, N, H) -> (B, H, N)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """The regressors of each series: ``(B, L, N) -> (B*N, F)``, ``F`` = L or 2L (dlinear)."""
+        if self.trend is None:
+            parts = [x]
+        else:
+            trend = moving_average(x, self.kernel_size)
+            parts = [x - trend, trend]  # the inputs of self.linear and self.trend
+        return torch.cat([p.transpose(1, 2) for p in parts], dim=2).flatten(0, 1)
+
+    @torch.no_grad()
+    def fit_least_squares(
+        self, windows: Iterable[tuple[torch.Tensor, torch.Tensor]], ridge: float = 1e-4
+    ) -> int:
+        """Set the weights to the least-squares fit of ``windows``, in closed form.
+
+        ``windows`` yields ``(x (B, L, N), y (B, H, N))`` in this module's input and output
+        space; every variable of every window is one sample of the shared map. The normal
+        equations are summed in float64 batch by batch, so memory does not grow with the data.
+        ``ridge`` is relative: ``ridge * mean(diag(X^T X))`` is added to the diagonal (the two
+        DLinear parts sum to the window, so their regressors are collinear without it).
+        Samples with a NaN or inf are left out; with no finite sample left, the weights stay as
+        they were. Returns the number of samples fitted.
+
+        >>> torch.manual_seed(0) is not None
+        True
+        >>> x = torch.randn(64, 8, 3)
+        >>> y = x.flip(1)[:, :4] * 2.0 + 1.0  # an exact linear map of the window
+        >>> sc = LinearShortcut("linear", seq_len=8, horizon=4)
+        >>> sc.fit_least_squares([(x, y)], ridge=0.0)
+        192
+        >>> bool(torch.allclose(sc(x), y, atol=1e-4))
+        True
+        """
+        gram = cross = None
+        count = 0
+        for x, y in windows:
+            feats = self._features(x.double())  # (B*N, F)
+            feats = torch.cat([feats, torch.ones_like(feats[:, :1])], dim=1)  # + intercept
+            target = y.double().transpose(1, 2).flatten(0, 1)  # (B, H, N) -> (B*N, H)
+            finite = feats.isfinite().all(1) & target.isfinite().all(1)  # (B*N,)
+            feats, target = feats[finite], target[finite]
+            g, c = feats.T @ feats, feats.T @ target  # (F+1, F+1), (F+1, H)
+            gram, cross = (g, c) if gram is None else (gram + g, cross + c)
+            count += feats.shape[0]
+        if gram is None:
+            raise ValueError("fit_least_squares got no windows to fit.")
+        if count == 0:
+            return 0
+        size = gram.shape[0] - 1
+        penalty = ridge * gram.diagonal()[:size].mean()
+        gram[range(size), range(size)] += penalty  # the intercept is not penalised
+        solution = torch.linalg.lstsq(gram, cross).solution  # (F+1, H)
+        weights, bias = solution[:-1].T, solution[-1]  # (H, F), (H,)
+        length = self.linear.in_features
+        self.linear.weight.copy_(weights[:, :length])
+        self.linear.bias.copy_(bias)
+        if self.trend is not None:
+            self.trend.weight.copy_(weights[:, length:])
+            self.trend.bias.zero_()
+        return count

@@ -36,9 +36,13 @@ __all__ = ["DERIVED_MODEL_FIELDS", "DataConfig", "RunConfig", "TrainConfig", "sp
 
 # MTGNNConfig fields that the data decides; a user never sets them directly.
 DERIVED_MODEL_FIELDS = ("num_nodes", "seq_len", "horizon", "time_features")
+# Model fields that also take "auto": the trainer sets them from the data (see
+# tsattn.train.recipe.resolve_model_options).
+AUTO_MODEL_FIELDS = ("cycle_length",)
 
 LOSSES = ("auto", "mse", "l1")
 LR_SCHEDULES = ("none", "exponential", "cosine")
+SHORTCUT_INITS = ("least_squares", "random")
 PROTOCOLS = ("auto", "tslib", "mtgnn", "holdout")
 SCALINGS = ("standard", "maxabs_legacy", "none")
 
@@ -125,7 +129,10 @@ class TrainConfig(_Section):
     optimiser steps, for resuming a killed run mid-epoch. ``recipe="auto"`` builds the model of
     the long-horizon recipe (:mod:`tsattn.train.recipe`) under the ``tslib`` and ``holdout``
     protocols, where model settings are not given explicitly; ``"none"`` keeps
-    ``MTGNNConfig``'s own defaults.
+    ``MTGNNConfig``'s own defaults. ``shortcut_init`` starts a model's linear shortcut
+    (``MTGNNConfig.linear_shortcut``) at the closed-form least-squares fit of the training
+    windows (``least_squares``, Toner and Darlow, ICML 2024; see :mod:`tsattn.nn.shortcut`) or at
+    ``nn.Linear``'s random draw (``random``); models without a shortcut ignore it.
     """
 
     loss: str = "auto"
@@ -149,11 +156,13 @@ class TrainConfig(_Section):
     limit_test_batches: float | int = 1.0
     checkpoint_every_n_steps: int | None = None
     recipe: str = "auto"
+    shortcut_init: str = "random"
 
     def __post_init__(self) -> None:
         _choice("train.loss", self.loss, LOSSES)
         _choice("train.recipe", self.recipe, RECIPES)
         _choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("train.shortcut_init", self.shortcut_init, SHORTCUT_INITS)
         if self.lr <= 0:
             raise ValueError(f"train.lr={self.lr} must be > 0.")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.patience < 0:
@@ -178,7 +187,10 @@ def _model_overrides(model: Mapping[str, Any] | None) -> dict[str, Any]:
         )
     reject_unknown("model field", model, sorted(names - set(DERIVED_MODEL_FIELDS)))
     kinds = {f.name: str(f.type) for f in dataclasses.fields(MTGNNConfig)}
-    return {k: _coerce(f"model.{k}", kinds[k], v) for k, v in model.items()}
+    return {
+        k: v if k in AUTO_MODEL_FIELDS and v == "auto" else _coerce(f"model.{k}", kinds[k], v)
+        for k, v in model.items()
+    }
 
 
 @dataclass

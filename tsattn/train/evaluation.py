@@ -33,16 +33,20 @@ __all__ = ["all_windows", "calibrate", "forecast_windows", "score_windows"]
 
 
 def all_windows(
-    values: torch.Tensor, marks: torch.Tensor, geometry: WindowGeometry
+    values: torch.Tensor,
+    marks: torch.Tensor,
+    geometry: WindowGeometry,
+    steps: torch.Tensor | None = None,
 ) -> WindowDataset:
-    """Every stride-1 window of a scaled ``(T, N)`` series with marks ``(T, F)``."""
+    """Every stride-1 window of a scaled ``(T, N)`` series with marks ``(T, F)`` and grid
+    positions ``(T,)`` (default the row numbers)."""
     count = values.shape[0] - geometry.span + 1
     if count < 1:
         raise ValueError(
             f"the series has {values.shape[0]} rows but one window needs {geometry.span} "
             f"(seq_len {geometry.input_length} + horizon): pass a longer series."
         )
-    return WindowDataset(values, marks, geometry, range(count))
+    return WindowDataset(values, marks, geometry, range(count), steps)
 
 
 def forecast_windows(
@@ -54,10 +58,10 @@ def forecast_windows(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows)
     model.eval()
     with torch.no_grad():
-        for x, y, x_mark in loader:
+        for x, y, x_mark, step in loader:
             marks = x_mark.to(device) if model.config.time_features else None  # (B, L, F)
             x = x.to(device)
-            pred = model(x, marks).float()  # (B, L, N) -> (B, H, N)
+            pred = model(x, marks, step.to(device)).float()  # (B, L, N) -> (B, H, N)
             yield x, pred, y.to(device)
 
 

@@ -1,7 +1,8 @@
 """The LightningModule that trains and evaluates an :class:`~tsattn.models.mtgnn.MTGNN`.
 
-Batches are ``(x: (B, L, N), y: (B, H, N), x_mark: (B, L, F))`` from
-``tsattn.data.TimeSeriesDataModule`` (``F`` may be 0). The loss (MSE or L1) is taken on scaled
+Batches are ``(x: (B, L, N), y: (B, H, N), x_mark: (B, L, F), step: (B,))`` from
+``tsattn.data.TimeSeriesDataModule`` (``F`` may be 0; ``step`` places each window in the
+model's cycle, when it has one). The loss (MSE or L1) is taken on scaled
 values. Validation and test metrics (:mod:`tsattn.train.metrics`) are accumulated over every
 window and reported per protocol:
 
@@ -84,11 +85,16 @@ class ForecastModule(pl.LightningModule):
         self.register_buffer("scaler_scale", scale)
         self._metrics = {"val": MetricAccumulator(), "test": MetricAccumulator()}
 
-    def forward(self, x: torch.Tensor, x_mark: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, L, N)``, ``(B, L, F) | None`` -> ``(B, H, N)`` in scaled units."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_mark: torch.Tensor | None = None,
+        step: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``(B, L, N)``, ``(B, L, F) | None``, ``(B,) | None`` -> ``(B, H, N)``, scaled units."""
         if not self.model_config.time_features:
             x_mark = None
-        return self.model(x, x_mark)
+        return self.model(x, x_mark, step)
 
     def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pred = pred.float()
@@ -97,8 +103,8 @@ class ForecastModule(pl.LightningModule):
         return F.mse_loss(pred, target)  # "mse", and "auto" outside fit_datamodule
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y, x_mark = batch
-        loss = self._loss(self(x, x_mark), y)
+        x, y, x_mark, step = _unpack(batch)
+        loss = self._loss(self(x, x_mark, step), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at global step {self.global_step} "
@@ -113,8 +119,8 @@ class ForecastModule(pl.LightningModule):
         return values * self.scaler_scale + self.scaler_loc  # (..., N)
 
     def _evaluate(self, stage: str, batch: Sequence[torch.Tensor]) -> torch.Tensor:
-        x, y, x_mark = batch
-        pred = self(x, x_mark).float()  # (B, H, N)
+        x, y, x_mark, step = _unpack(batch)
+        pred = self(x, x_mark, step).float()  # (B, H, N)
         loss = self._loss(pred, y)
         if self.metric_space == "original":
             self._metrics[stage].update(self.to_original(pred), self.to_original(y))
@@ -148,8 +154,8 @@ class ForecastModule(pl.LightningModule):
         self._log_metrics("test")
 
     def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, _, x_mark = batch
-        return self(x, x_mark)
+        x, _, x_mark, step = _unpack(batch)
+        return self(x, x_mark, step)
 
     def configure_optimizers(self) -> Any:
         cfg = self.train_config
@@ -166,3 +172,11 @@ class ForecastModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+
+def _unpack(batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """``(x, y, x_mark, step)``; data modules without grid positions may give the first three
+    (``step`` is then ``None``, which only a model with a cycle refuses)."""
+    if len(batch) == 3:
+        return (*batch, None)
+    return tuple(batch)

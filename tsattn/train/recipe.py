@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tsattn.data.timefeatures import daily_cycle
+
 __all__ = [
     "RECIPES",
     "RECIPE_PROTOCOLS",
@@ -70,18 +72,26 @@ def resolve_model_options(
     horizon: int,
     options: Mapping[str, Any],
     recipe: str = "auto",
+    freq: str | None = None,
 ) -> dict[str, Any]:
     """The recipe's settings for this data (none for ``recipe="none"`` or the ``mtgnn``
     protocol) overlaid by the explicit ``options``.
 
     Asking for the learned graph (``graph=True``) switches channel independence off unless it
     is set too, since a channel-independent model has no graph to learn.
+    ``cycle_length="auto"`` becomes the data's daily cycle (:func:`~tsattn.data.daily_cycle` of
+    the step ``freq``: 24 for hourly data; 0, no cycle, where there is none), under any protocol.
+
+    >>> resolve_model_options("mtgnn", 8, 3, {"cycle_length": "auto"}, freq="15min")
+    {'cycle_length': 96}
     """
     if recipe not in RECIPES:
         raise ValueError(
             f"train.recipe={recipe!r} is not valid: choose one of {', '.join(RECIPES)}."
         )
     options = dict(options)
+    if options.get("cycle_length") == "auto":
+        options["cycle_length"] = daily_cycle(freq)
     if recipe == "none" or protocol not in RECIPE_PROTOCOLS:
         return options
     resolved = long_horizon_recipe(num_nodes, horizon)

@@ -41,7 +41,7 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import CSVLogger
 
 from tsattn.data import TimeSeriesDataModule
-from tsattn.models.mtgnn import MTGNNConfig
+from tsattn.models.mtgnn import MTGNN, MTGNNConfig
 from tsattn.train.checkpoint import (
     SAFE_GLOBALS,
     check_resume_checkpoint,
@@ -60,6 +60,7 @@ __all__ = [
     "build_datamodule",
     "build_trainer",
     "fit_datamodule",
+    "fit_shortcut",
     "scaler_affine",
 ]
 
@@ -283,6 +284,30 @@ def _lightning_output() -> Iterator[None]:
                 logger.setLevel(level)
 
 
+def fit_shortcut(model: MTGNN, train_loader: torch.utils.data.DataLoader) -> int:
+    """Start ``model``'s linear shortcut at the least-squares fit of ``train_loader``'s windows.
+
+    The windows are read once in order (the loader's own shuffling and random state are left
+    alone) and normalised as the model normalises them (RevIN, whose affine map is the identity
+    before training). Returns the number of series fitted; 0 when the model has no shortcut.
+    """
+    if model.shortcut is None:
+        return 0
+    ordered = torch.utils.data.DataLoader(
+        train_loader.dataset, batch_size=256, collate_fn=train_loader.collate_fn
+    )
+
+    def pairs() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        with torch.no_grad():
+            for x, y, *_ in ordered:
+                if model.revin is not None:
+                    x, stats = model.revin.normalize(x)  # (B, L, N)
+                    y = model.revin.normalize_target(y, stats)  # (B, H, N)
+                yield x, y
+
+    return model.shortcut.fit_least_squares(pairs())
+
+
 def _resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | None:
     """The checked checkpoint to resume from: ``"last"`` is ``checkpoints/last.ckpt`` of
     ``run_dir`` (``None``, a fresh start, when there is none, as in Lightning)."""
@@ -314,8 +339,9 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     protocol = _protocol_of(datamodule)
     cfg = dataclasses.replace(cfg, loss=resolve_loss(protocol, cfg.loss, cfg.recipe))
     model_options = resolve_model_options(
-        protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe
-    )
+        protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe,
+        freq=getattr(datamodule, "freq", None),
+    )  # fmt: skip
     model_config = MTGNNConfig(
         num_nodes=datamodule.num_nodes,
         seq_len=seq_len,
@@ -323,6 +349,13 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         time_features=datamodule.n_time_features if use_time_features else 0,
         **model_options,
     )
+    plan = getattr(datamodule, "plan", None)
+    if model_config.cycle_length and plan is not None and plan.geometry.gap:
+        raise ValueError(
+            f"model.cycle_length={model_config.cycle_length} needs forecasts that follow the "
+            f"input directly, but protocol {protocol!r} skips {plan.geometry.gap} steps: use "
+            "model.cycle_length=0 with this protocol."
+        )
     loc, scale = scaler_affine(getattr(datamodule, "scaler", None), datamodule.num_nodes)
     module = module_class(
         model_config.to_dict(),
@@ -332,6 +365,9 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         scaler_scale=scale,
     )
     has_val = counts.get("val", 0) > 0
+    resume_from = _resume_path(ckpt_path, run_dir)
+    if cfg.shortcut_init == "least_squares" and resume_from is None:
+        fit_shortcut(module.model, datamodule.train_dataloader())
     train_loader = resumable_loader(datamodule.train_dataloader(), cfg.seed)
     timer = EpochTimer()
     extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionWarning(),
@@ -342,7 +378,6 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     trainer, best = build_trainer(
         cfg, run_dir, has_val=has_val, batches_per_epoch=batches, callbacks=extra
     )
-    resume_from = _resume_path(ckpt_path, run_dir)
     with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
         trainer.fit(
             module,
