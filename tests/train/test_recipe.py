@@ -83,7 +83,8 @@ def test_fit_starts_the_shortcut_at_the_least_squares_fit_of_the_training_window
     from tsattn.train import fit_datamodule
 
     dm = ToyDataModule(protocol="holdout")
-    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse",
+                        shortcut_init="least_squares")  # fmt: skip
     result = fit_datamodule(dm, model=TINY_MODEL, train=train, run_dir=tmp_path, test=False)
     model = result.module.model
     x, y, _ = dm.sets["train"][:]
@@ -117,3 +118,17 @@ def test_a_cycle_under_a_protocol_with_a_gap_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"model.cycle_length=24 needs forecasts that follow"):
         fit_datamodule(dm, model={**TINY_MODEL, "cycle_length": "auto"}, run_dir=tmp_path,
                        train=TrainConfig(max_steps=1, progress_bar=False))  # fmt: skip
+
+
+def test_auto_lr_is_the_recipes_under_the_recipe_and_mtgnns_elsewhere():
+    from tsattn.train.recipe import DEFAULT_LR, RECIPE_LR, resolve_lr
+
+    assert resolve_lr("tslib", "auto") == RECIPE_LR
+    assert resolve_lr("tslib", "auto", recipe="none") == resolve_lr("mtgnn", "auto") == DEFAULT_LR
+    assert resolve_lr("holdout", 5e-3) == 5e-3
+    assert RunConfig().with_overrides(["train.lr=2e-4"]).train.lr == 2e-4
+    assert RunConfig().with_overrides(["train.lr=auto"]).train.lr == "auto"
+    with pytest.raises(ValueError, match=r"train\.lr='fast' is not a number or 'auto'"):
+        TrainConfig(lr="fast")
+    with pytest.raises(ValueError, match=r"train\.lr=-1\.0 must be > 0"):
+        TrainConfig(lr=-1.0)

@@ -122,7 +122,7 @@ def _title(cfg: RunConfig) -> str:
     protocol = build_datamodule(cfg.data).protocol  # "auto" resolved, nothing loaded
     return (
         f"{data}, L={cfg.data.seq_len}, H={cfg.data.horizon}, {protocol} protocol, "
-        f"{cfg.train.max_epochs} epochs max, lr {cfg.train.lr:g}"
+        f"{cfg.train.max_epochs} epochs max, lr {cfg.train.lr}"
     )
 
 

@@ -120,9 +120,10 @@ class TrainConfig(_Section):
     """How to train.
 
     ``loss``: ``mse``, ``l1``, or ``auto``: L1 where the long-horizon recipe applies
-    (:mod:`tsattn.train.recipe`), MSE elsewhere. ``lr_schedule``: ``exponential`` multiplies the
-    learning rate by ``lr_decay`` after every epoch (the Time-Series-Library recipe halves it:
-    ``lr_decay=0.5``), ``cosine`` anneals it to 0
+    (:mod:`tsattn.train.recipe`), MSE elsewhere. ``lr``: a number, or ``auto``: the recipe's
+    learning rate where it applies, MTGNN's 1e-3 elsewhere. ``lr_schedule``: ``exponential``
+    multiplies the learning rate by ``lr_decay`` after every epoch (the Time-Series-Library
+    recipe halves it: ``lr_decay=0.5``), ``cosine`` anneals it to 0
     over ``max_epochs``, ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off).
     ``patience`` is early stopping on ``val_loss`` (0 = off); the best checkpoint is reloaded
     before testing. ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n
@@ -136,7 +137,7 @@ class TrainConfig(_Section):
     """
 
     loss: str = "auto"
-    lr: float = 1e-3
+    lr: float | str = "auto"
     weight_decay: float = 0.0
     lr_schedule: str = "exponential"
     lr_decay: float = 0.5
@@ -163,7 +164,12 @@ class TrainConfig(_Section):
         _choice("train.recipe", self.recipe, RECIPES)
         _choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("train.shortcut_init", self.shortcut_init, SHORTCUT_INITS)
-        if self.lr <= 0:
+        if isinstance(self.lr, str) and self.lr != "auto":
+            try:
+                self.lr = float(self.lr)
+            except ValueError:
+                raise ValueError(f"train.lr={self.lr!r} is not a number or 'auto'.") from None
+        if not isinstance(self.lr, str) and self.lr <= 0:
             raise ValueError(f"train.lr={self.lr} must be > 0.")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.patience < 0:
             raise ValueError(

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
 from tsattn.train.config import TrainConfig
 from tsattn.train.metrics import MetricAccumulator
+from tsattn.train.recipe import DEFAULT_LR
 
 __all__ = ["ForecastModule"]
 
@@ -159,7 +160,8 @@ class ForecastModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         cfg = self.train_config
-        optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        lr = DEFAULT_LR if cfg.lr == "auto" else cfg.lr  # "auto" outside fit_datamodule
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         if cfg.lr_schedule == "none":
             return optimizer
         if cfg.lr_schedule == "exponential":

@@ -36,15 +36,20 @@ from typing import Any
 from tsattn.data.timefeatures import daily_cycle
 
 __all__ = [
+    "DEFAULT_LR",
     "RECIPES",
+    "RECIPE_LR",
     "RECIPE_PROTOCOLS",
     "long_horizon_recipe",
     "resolve_loss",
+    "resolve_lr",
     "resolve_model_options",
 ]
 
 RECIPES = ("auto", "none")
 RECIPE_PROTOCOLS = ("tslib", "holdout")
+DEFAULT_LR = 1e-3  # MTGNN's, for its own protocol and recipe="none"
+RECIPE_LR = 1e-3
 
 
 def long_horizon_recipe(num_nodes: int, horizon: int) -> dict[str, Any]:
@@ -110,3 +115,15 @@ def resolve_loss(protocol: str, loss: str, recipe: str = "auto") -> str:
     if loss != "auto":
         return loss
     return "l1" if recipe == "auto" and protocol in RECIPE_PROTOCOLS else "mse"
+
+
+def resolve_lr(protocol: str, lr: float | str, recipe: str = "auto") -> float:
+    """``train.lr`` as trained: ``auto`` is ``RECIPE_LR`` under the recipe, ``DEFAULT_LR``
+    elsewhere; a number stays.
+
+    >>> resolve_lr("mtgnn", "auto"), resolve_lr("tslib", 5e-4)
+    (0.001, 0.0005)
+    """
+    if lr != "auto":
+        return float(lr)
+    return RECIPE_LR if recipe == "auto" and protocol in RECIPE_PROTOCOLS else DEFAULT_LR

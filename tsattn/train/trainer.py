@@ -51,7 +51,7 @@ from tsattn.train.checkpoint import (
 from tsattn.train.config import DataConfig, TrainConfig
 from tsattn.train.module import ForecastModule
 from tsattn.train.oversubscription import OversubscriptionWarning
-from tsattn.train.recipe import resolve_loss, resolve_model_options
+from tsattn.train.recipe import resolve_loss, resolve_lr, resolve_model_options
 from tsattn.train.resume import DeterministicResume, resumable_loader
 
 __all__ = [
@@ -337,7 +337,8 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
             f"seq_len={seq_len} + horizon; use a shorter seq_len/horizon or more history."
         )
     protocol = _protocol_of(datamodule)
-    cfg = dataclasses.replace(cfg, loss=resolve_loss(protocol, cfg.loss, cfg.recipe))
+    cfg = dataclasses.replace(cfg, loss=resolve_loss(protocol, cfg.loss, cfg.recipe),
+                              lr=resolve_lr(protocol, cfg.lr, cfg.recipe))  # fmt: skip
     model_options = resolve_model_options(
         protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe,
         freq=getattr(datamodule, "freq", None),
