@@ -157,7 +157,7 @@ class TrainConfig(_Section):
     limit_test_batches: float | int = 1.0
     checkpoint_every_n_steps: int | None = None
     recipe: str = "auto"
-    shortcut_init: str = "random"
+    shortcut_init: str = "least_squares"
 
     def __post_init__(self) -> None:
         _choice("train.loss", self.loss, LOSSES)
