@@ -367,9 +367,10 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     )
     has_val = counts.get("val", 0) > 0
     resume_from = _resume_path(ckpt_path, run_dir)
+    loader = datamodule.train_dataloader()
     if cfg.shortcut_init == "least_squares" and resume_from is None:
-        fit_shortcut(module.model, datamodule.train_dataloader())
-    train_loader = resumable_loader(datamodule.train_dataloader(), cfg.seed)
+        fit_shortcut(module.model, loader)
+    train_loader = resumable_loader(loader, cfg.seed)
     timer = EpochTimer()
     extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionWarning(),
              *callbacks]  # fmt: skip
