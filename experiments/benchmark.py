@@ -259,6 +259,9 @@ def summarize_single_step(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str
         )
         .reset_index()
     )
+    # candidates and datasets in the order they came, horizons in numeric order
+    table = table.assign(_group=table.groupby(["candidate", "dataset"], sort=False).ngroup())
+    table = table.sort_values(["_group", "horizon"]).drop(columns="_group").reset_index(drop=True)
     lines = [
         "| dataset | h | tsattn RSE | tsattn CORR | seeds | test windows | epochs | s/epoch "
         "| published RSE / CORR |",
