@@ -230,6 +230,10 @@ def load_results(out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _fmt(mean: float, std: float, digits: int = 3) -> str:
     if math.isnan(std):
         return f"{mean:.{digits}f}"
@@ -375,7 +379,8 @@ def write_mixer_ablations(out: Path, results: pd.DataFrame) -> None:
         folder.mkdir(exist_ok=True)
         title = (
             f"{dataset}, L=96, H={horizon}, {part.protocol.iloc[0]} protocol, default recipe, "
-            f"up to {part.seed.nunique()} seeds (runs per mixer below), {part.device.iloc[0]}"
+            f"up to {_count(part.seed.nunique(), 'seed')} (runs per mixer below), "
+            f"{part.device.iloc[0]}"
         )
         write_table(summarize(part, order=order), folder, title=title)
 

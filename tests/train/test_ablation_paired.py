@@ -39,3 +39,12 @@ def test_ablation_markdown_states_which_mixers_beat_identity(tmp_path):
     text = (tmp_path / "ablation.md").read_text()
     assert "| se | 3 |" in text and "-0.0100 +- 0.0010 | better |" in text
     assert "better than identity: se." in text
+
+
+def test_ablation_markdown_gives_no_spread_for_a_single_run(tmp_path):
+    runs = _runs([("identity", 0, 0.40), ("identity", 1, 0.50), ("sk", 0, 0.30)])
+    write_table(summarize(runs, order=["identity", "sk"]), tmp_path, title="t")
+    lines = (tmp_path / "ablation.md").read_text().splitlines()
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    assert "| 0.3000 | 0.3000 |" in rows["sk"]  # one run: a mean, no made-up spread
+    assert "0.4500 +- 0.0707" in rows["identity"]

@@ -186,6 +186,11 @@ def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.Data
     return table
 
 
+def _spread(mean: float, std: float, runs: int) -> str:
+    """``mean +- std``; a single run has no spread to show."""
+    return f"{mean:.4f}" if runs < 2 else f"{mean:.4f} +- {std:.4f}"
+
+
 def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> None:
     """``ablation.csv``, ``ablation.md`` and ``ablation.png`` (bars with +-1 std) in ``out_dir``."""
     from matplotlib.figure import Figure
@@ -202,8 +207,8 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> No
     ]
     for r in table.itertuples():
         line = (
-            f"| {r.Index} | {r.runs} | {r.mse_mean:.4f} +- {r.mse_std:.4f} | "
-            f"{r.mae_mean:.4f} +- {r.mae_std:.4f} | {r.params:,} | {r.sec_per_epoch:.1f} |"
+            f"| {r.Index} | {r.runs} | {_spread(r.mse_mean, r.mse_std, r.runs)} | "
+            f"{_spread(r.mae_mean, r.mae_std, r.runs)} | {r.params:,} | {r.sec_per_epoch:.1f} |"
         )
         if paired:
             spread = "" if pd.isna(r.d_mse_std) else f" +- {r.d_mse_std:.4f}"
