@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
+from tests.experiment_scripts import load_experiment
 from tests.nn.reference import textbook_gated_temporal_conv
 from tsattn.nn.temporal import GatedTemporalConv
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def alt():
-    path = ROOT / "experiments" / "bench_gated_alternatives.py"
-    spec = importlib.util.spec_from_file_location("bench_gated_alternatives", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("bench_gated_alternatives")
 
 
 @pytest.mark.parametrize("form", ["tap_set_split", "fft_gated"])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
+
+from tests.experiment_scripts import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,11 +26,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
 
 
 def test_readme_result_tables_match_experiments_results():
-    spec = importlib.util.spec_from_file_location(
-        "render_readme", ROOT / "experiments" / "render_readme.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("render_readme")
     readme = (ROOT / "README.md").read_text()
     assert "<!-- BEGIN results/" in readme
     assert module.render(readme, ROOT / "experiments" / "results") == readme, (
