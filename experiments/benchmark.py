@@ -42,6 +42,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,10 +142,13 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         run_dir=run_dir,
         test=not cell["validation_only"],
     )
-    # The best checkpoint's validation scores (training may have gone on past it).
-    best = result.trainer.validate(
-        result.module, dataloaders=datamodule.val_dataloader(), verbose=False
-    )[0]
+    # The best checkpoint's validation scores (training may have gone on past it), without
+    # Lightning's note on its own use of a deprecated torch pytree check.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+        best = result.trainer.validate(
+            result.module, dataloaders=datamodule.val_dataloader(), verbose=False
+        )[0]
     counts = datamodule.window_counts
     metrics = result.metrics
     row = {

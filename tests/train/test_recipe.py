@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tsattn.train import TrainConfig
 from tsattn.train.config import RunConfig
@@ -132,3 +133,49 @@ def test_auto_lr_is_the_recipes_under_the_recipe_and_mtgnns_elsewhere():
         TrainConfig(lr="fast")
     with pytest.raises(ValueError, match=r"train\.lr=-1\.0 must be > 0"):
         TrainConfig(lr=-1.0)
+
+
+def test_unknown_cycle_init_is_a_value_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.cycle_init='ones' is not valid"):
+        TrainConfig(cycle_init="ones")
+
+
+def _daily_frame(rows: int = 600) -> pd.DataFrame:
+    hours = np.arange(rows)
+    g = np.random.default_rng(0)
+    values = np.stack([np.sin(2 * np.pi * hours / 24) * 3 + g.normal(0, 0.3, rows),
+                       np.cos(2 * np.pi * hours / 24) + 0.01 * hours], 1)  # fmt: skip
+    return pd.DataFrame(values, index=pd.date_range("2024-01-01 05:00", periods=rows, freq="h"))
+
+
+def test_fit_starts_the_cycle_at_its_phase_means_and_the_shortcut_at_what_it_leaves(tmp_path):
+    """With no optimiser step taken (lr ~ 0): each phase of the cycle is the mean of the
+    normalised training inputs at that hour, and the shortcut is the least-squares fit of the
+    inputs and targets with the cycle taken out."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.nn.shortcut import LinearShortcut
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    model_options = {**TINY_MODEL, "cycle_length": "auto"}
+    result = fit_datamodule(dm, model=model_options, train=train, run_dir=tmp_path, test=False)
+    model = result.module.model
+    xs, ys, steps = zip(*[(x, y, step) for x, y, _, step in dm.train_dataloader()], strict=True)
+    x, y, step = torch.cat(xs), torch.cat(ys), torch.cat(steps)
+    with torch.no_grad():
+        xn, stats = model.revin.normalize(x)
+        yn = model.revin.normalize_target(y, stats)
+    phase = (step[:, None] + torch.arange(48)) % 24  # (B, L)
+    expected = np.stack([xn.double()[phase == p].mean(0).numpy() for p in range(24)])
+    np.testing.assert_allclose(model.cycle.values.detach().numpy(), expected, atol=1e-5)
+    reference = LinearShortcut("linear", 48, 12)
+    with torch.no_grad():
+        reference.fit_least_squares(
+            [(xn - model.cycle(step, 0, 48), yn - model.cycle(step, 48, 12))]
+        )
+        torch.testing.assert_close(model.shortcut(xn), reference(xn), atol=1e-4, rtol=1e-4)
+    zero = fit_datamodule(dm, model=model_options, run_dir=tmp_path / "z", test=False,
+                          train=dataclasses.replace(train, cycle_init="zero"))  # fmt: skip
+    assert zero.module.model.cycle.values.abs().max() < 1e-9  # one step at lr 1e-12 from 0

@@ -3,10 +3,12 @@
 CycleNet's Residual Cycle Forecasting (Lin et al., "CycleNet: Enhancing Time Series
 Forecasting through Modeling Periodic Patterns", NeurIPS 2024, https://arxiv.org/abs/2409.18479):
 a table ``Q`` of ``cycle_length x N`` values, one cycle of every variable, learned with the rest
-of the model and initialised at zero. A window whose first input step sits at position ``p`` of
-the cycle reads ``Q[(p + t) mod W]`` for its input steps ``t = 0..L-1``, which are subtracted
-before the backbone, and ``Q[(p + L + t) mod W]`` for its forecast steps ``t = 0..H-1``, which are
-added to the backbone's forecast. The backbone then forecasts the residual of the cycle.
+of the model. It is initialised at zero; :meth:`ResidualCycle.fit_mean` starts it at the mean of
+each phase over a set of windows instead (the trainer does so, ``TrainConfig.cycle_init``). A
+window whose first input step sits at position ``p`` of the cycle reads ``Q[(p + t) mod W]`` for
+its input steps ``t = 0..L-1``, which are subtracted before the backbone, and
+``Q[(p + L + t) mod W]`` for its forecast steps ``t = 0..H-1``, which are added to the
+backbone's forecast. The backbone then forecasts the residual of the cycle.
 
 The position comes with each window (``step`` of the batch, the row's place on the time grid:
 :func:`tsattn.data.timefeatures.grid_steps`), so the phase is the calendar's (the hour of the
@@ -18,6 +20,8 @@ torch.Size([2, 12, 2])
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -42,3 +46,33 @@ class ResidualCycle(nn.Module):
         positions = torch.arange(offset, offset + length, device=step.device)  # (length,)
         index = (step.long()[:, None] + positions) % self.cycle_length  # (B, length)
         return self.values[index]  # (W, N)[(B, length)] -> (B, length, N)
+
+    def fit_mean(self, windows: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
+        """Set every phase of the cycle to the mean of the values seen at that phase.
+
+        ``windows`` yields ``(x (B, L, N), step (B,))``: input windows, in the space the cycle
+        is subtracted in, and their first steps' grid positions. Sums are taken in float64,
+        batch by batch; NaN and inf values are left out, and a phase of a variable with no
+        finite value keeps its value. Returns the number of values averaged.
+
+        >>> cycle = ResidualCycle(cycle_length=2, num_nodes=1)
+        >>> x = torch.tensor([[1.0, 5.0, 3.0]]).reshape(1, 3, 1)  # phases 0, 1, 0
+        >>> cycle.fit_mean([(x, torch.tensor([0]))])
+        3
+        >>> cycle.values.flatten().tolist()
+        [2.0, 5.0]
+        """
+        sums = torch.zeros(self.values.shape, dtype=torch.float64)  # (W, N)
+        counts = torch.zeros(self.values.shape, dtype=torch.float64)  # (W, N)
+        for x, step in windows:
+            positions = torch.arange(x.size(1), device=step.device)  # (L,)
+            phase = ((step.long()[:, None] + positions) % self.cycle_length).reshape(-1)
+            values = x.detach().double().reshape(-1, x.size(2)).cpu()  # (B*L, N)
+            finite = torch.isfinite(values)
+            sums.index_add_(0, phase.cpu(), torch.where(finite, values, 0.0))
+            counts.index_add_(0, phase.cpu(), finite.double())
+        seen = counts > 0
+        with torch.no_grad():
+            mean = (sums / counts.clamp(min=1)).to(self.values)
+            self.values.copy_(torch.where(seen.to(self.values.device), mean, self.values))
+        return int(counts.sum())

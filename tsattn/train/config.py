@@ -43,6 +43,7 @@ AUTO_MODEL_FIELDS = ("cycle_length",)
 LOSSES = ("auto", "mse", "l1")
 LR_SCHEDULES = ("none", "exponential", "cosine")
 SHORTCUT_INITS = ("least_squares", "random")
+CYCLE_INITS = ("mean", "zero")
 PROTOCOLS = ("auto", "tslib", "mtgnn", "holdout")
 SCALINGS = ("standard", "maxabs_legacy", "none")
 
@@ -134,6 +135,9 @@ class TrainConfig(_Section):
     (``MTGNNConfig.linear_shortcut``) at the closed-form least-squares fit of the training
     windows (``least_squares``, Toner and Darlow, ICML 2024; see :mod:`tsattn.nn.shortcut`) or at
     ``nn.Linear``'s random draw (``random``); models without a shortcut ignore it.
+    ``cycle_init`` starts a model's learned cycle (``MTGNNConfig.cycle_length``) at the mean of
+    each phase over the training windows (``mean``; the shortcut is then fitted to what the
+    cycle leaves) or at zero (``zero``, as CycleNet does); models without a cycle ignore it.
     """
 
     loss: str = "auto"
@@ -158,12 +162,14 @@ class TrainConfig(_Section):
     checkpoint_every_n_steps: int | None = None
     recipe: str = "auto"
     shortcut_init: str = "least_squares"
+    cycle_init: str = "mean"
 
     def __post_init__(self) -> None:
         _choice("train.loss", self.loss, LOSSES)
         _choice("train.recipe", self.recipe, RECIPES)
         _choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("train.shortcut_init", self.shortcut_init, SHORTCUT_INITS)
+        _choice("train.cycle_init", self.cycle_init, CYCLE_INITS)
         if isinstance(self.lr, str) and self.lr != "auto":
             try:
                 self.lr = float(self.lr)

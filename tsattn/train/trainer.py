@@ -60,7 +60,7 @@ __all__ = [
     "build_datamodule",
     "build_trainer",
     "fit_datamodule",
-    "fit_shortcut",
+    "fit_start",
     "scaler_affine",
 ]
 
@@ -284,28 +284,51 @@ def _lightning_output() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-def fit_shortcut(model: MTGNN, train_loader: torch.utils.data.DataLoader) -> int:
-    """Start ``model``'s linear shortcut at the least-squares fit of ``train_loader``'s windows.
+def fit_start(
+    model: MTGNN,
+    train_loader: torch.utils.data.DataLoader,
+    *,
+    shortcut: bool = True,
+    cycle: bool = True,
+) -> dict[str, int]:
+    """Start ``model``'s closed-form parts at their fit to ``train_loader``'s windows.
 
-    The windows are read once in order (the loader's own shuffling and random state are left
-    alone) and normalised as the model normalises them (RevIN, whose affine map is the identity
-    before training). Returns the number of series fitted; 0 when the model has no shortcut.
+    ``cycle``: the learned cycle (``MTGNNConfig.cycle_length``) starts at the mean of each
+    phase over the training inputs (:meth:`~tsattn.nn.cycle.ResidualCycle.fit_mean`).
+    ``shortcut``: the linear shortcut then starts at the least-squares fit of what the cycle
+    leaves of the inputs and targets (:meth:`~tsattn.nn.shortcut.LinearShortcut.fit_least_squares`).
+    The windows are read in order (the loader's own shuffling and random state are left alone)
+    and normalised as the model normalises them (RevIN, whose affine map is the identity before
+    training). Returns the number of values fitted by each part; parts the model lacks are
+    left out.
     """
-    if model.shortcut is None:
-        return 0
     ordered = torch.utils.data.DataLoader(
         train_loader.dataset, batch_size=256, collate_fn=train_loader.collate_fn
     )
+    seq_len, horizon = model.config.seq_len, model.config.horizon
 
-    def pairs() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def windows() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         with torch.no_grad():
-            for x, y, *_ in ordered:
+            for x, y, *rest in ordered:
                 if model.revin is not None:
                     x, stats = model.revin.normalize(x)  # (B, L, N)
                     y = model.revin.normalize_target(y, stats)  # (B, H, N)
-                yield x, y
+                yield x, y, rest[1] if len(rest) > 1 else None
 
-    return model.shortcut.fit_least_squares(pairs())
+    def residuals() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y, step in windows():
+            if model.cycle is not None:
+                x = x - model.cycle(step, 0, seq_len)  # (B, L, N)
+                y = y - model.cycle(step, seq_len, horizon)  # (B, H, N)
+            yield x, y
+
+    fitted = {}
+    if cycle and model.cycle is not None:
+        fitted["cycle"] = model.cycle.fit_mean((x, step) for x, _, step in windows())
+    if shortcut and model.shortcut is not None:
+        with torch.no_grad():
+            fitted["shortcut"] = model.shortcut.fit_least_squares(residuals())
+    return fitted
 
 
 def _resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | None:
@@ -368,8 +391,9 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     has_val = counts.get("val", 0) > 0
     resume_from = _resume_path(ckpt_path, run_dir)
     loader = datamodule.train_dataloader()
-    if cfg.shortcut_init == "least_squares" and resume_from is None:
-        fit_shortcut(module.model, loader)
+    if resume_from is None:
+        fit_start(module.model, loader, shortcut=cfg.shortcut_init == "least_squares",
+                  cycle=cfg.cycle_init == "mean")  # fmt: skip
     train_loader = resumable_loader(loader, cfg.seed)
     timer = EpochTimer()
     extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionWarning(),
