@@ -42,8 +42,8 @@ import os
 import shutil
 import sys
 import time
-import warnings
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
