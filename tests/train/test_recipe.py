@@ -19,6 +19,14 @@ def test_recipe_fills_only_unset_model_fields():
     assert resolved["residual_channels"] == long_horizon_recipe(7, 96)["residual_channels"]
 
 
+def test_recipe_learns_the_daily_cycle_of_data_that_have_one():
+    assert resolve_model_options("tslib", 7, 96, {}, freq="h")["cycle_length"] == 24
+    assert resolve_model_options("tslib", 21, 96, {}, freq="10min")["cycle_length"] == 144
+    assert resolve_model_options("holdout", 3, 24, {})["cycle_length"] == 0  # no calendar
+    assert resolve_model_options("tslib", 7, 96, {"cycle_length": 0}, freq="h")["cycle_length"] == 0
+    assert "cycle_length" not in resolve_model_options("mtgnn", 8, 3, {}, freq="h")
+
+
 def test_recipe_leaves_the_single_step_protocol_and_recipe_none_alone():
     assert resolve_model_options("mtgnn", 8, 3, {"layers": 5}) == {"layers": 5}
     assert resolve_model_options("tslib", 7, 96, {"layers": 2}, recipe="none") == {"layers": 2}
