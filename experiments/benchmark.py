@@ -230,7 +230,12 @@ def plan_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def load_results(out: Path) -> pd.DataFrame:
-    rows = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/*.json"))]
+    """Every cell of ``out``; a cell's candidate is the folder it lies in (keep an old recipe's
+    cells beside a new one's by renaming their folder)."""
+    rows = [
+        {**json.loads(p.read_text()), "candidate": p.parent.name}
+        for p in sorted((out / "cells").glob("*/*.json"))
+    ]
     return pd.DataFrame(rows)
 
 

@@ -26,3 +26,14 @@ def test_single_step_rows_follow_the_horizons_in_numeric_order(bench_script):
     assert [line.split("|")[2].strip() for line in lines[2:]] == ["3", "6", "12", "24"]
     assert "MTGNN 0.0194/0.9786" in lines[2]  # the published anchors stay with their horizon
     assert lines[2].split("|")[3].strip() == "0.0300"
+
+
+def test_a_cell_belongs_to_the_candidate_folder_it_lies_in(bench_script, tmp_path):
+    """Keeping an old recipe's cells under a new name is moving their folder."""
+    for folder in ("default", "recipe-v2"):
+        (tmp_path / "cells" / folder).mkdir(parents=True)
+        (tmp_path / "cells" / folder / "ETTh1-h96-seed0.json").write_text(
+            '{"candidate": "default", "dataset": "ETTh1", "horizon": 96, "seed": 0}'
+        )
+    results = bench_script.load_results(tmp_path)
+    assert sorted(results.candidate) == ["default", "recipe-v2"]
