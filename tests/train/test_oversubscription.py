@@ -41,3 +41,12 @@ def test_warmup_steps_are_not_judged():
 def test_bad_settings_raise():
     with pytest.raises(ValueError, match="ratio=1 must be > 1"):
         OversubscriptionWarning(ratio=1)
+
+
+def test_the_message_quotes_the_load_it_judged():
+    """The load is read once: the message shows the value that exceeded the cores, unrounded
+    to the core count (2.04 on 2 cores reads 2.04, not 2.0)."""
+    loads = iter([2.04, 9.0])
+    callback = OversubscriptionWarning(cores=2, load=lambda: next(loads))
+    (caught,) = _feed(callback, [0.1] * 10 + [0.8])
+    assert "load average (2.04) exceeds this machine's 2 cores" in str(caught.message)

@@ -70,12 +70,15 @@ class OversubscriptionWarning(pl.Callback):
         if self.warned or len(recent) < max(self.warmup, 1):
             return
         usual = statistics.median(recent)
-        if seconds > self.ratio * usual and self.load() > self.cores:
+        if seconds <= self.ratio * usual:
+            return
+        load = self.load()
+        if load > self.cores:
             self.warned = True
             policy = os.environ.get("OMP_WAIT_POLICY", "unset")
             warnings.warn(
                 f"a training step took {seconds:.3f} s, {seconds / usual:.0f}x the usual "
-                f"{usual:.3f} s, while the load average ({self.load():.1f}) exceeds this "
+                f"{usual:.3f} s, while the load average ({load:.2f}) exceeds this "
                 f"machine's {self.cores} cores (OMP_WAIT_POLICY={policy}): other processes "
                 "compete for the cores and spin-waiting threads slow every step. Set "
                 "OMP_WAIT_POLICY=PASSIVE in the environment before Python starts (the tsattn "
