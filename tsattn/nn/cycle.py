@@ -42,10 +42,15 @@ class ResidualCycle(nn.Module):
         self.cycle_length = cycle_length
         self.values = nn.Parameter(torch.zeros(cycle_length, num_nodes))  # (W, N)
 
-    def forward(self, step: torch.Tensor, offset: int, length: int) -> torch.Tensor:
+    def phases(self, step: torch.Tensor, offset: int, length: int) -> torch.Tensor:
+        """``(B, length)`` positions in the cycle of steps ``step + offset + 0..length-1``."""
         positions = torch.arange(offset, offset + length, device=step.device)  # (length,)
-        index = (step.long()[:, None] + positions) % self.cycle_length  # (B, length)
-        return self.values[index]  # (W, N)[(B, length)] -> (B, length, N)
+        return (step.long()[:, None] + positions) % self.cycle_length  # (B, length)
+
+    def forward(self, step: torch.Tensor, offset: int, length: int) -> torch.Tensor:
+        return self.values[
+            self.phases(step, offset, length)
+        ]  # (W, N)[(B, length)] -> (B, length, N)
 
     def fit_mean(self, windows: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
         """Set every phase of the cycle to the mean of the values seen at that phase.
@@ -65,12 +70,11 @@ class ResidualCycle(nn.Module):
         sums = torch.zeros(self.values.shape, dtype=torch.float64)  # (W, N)
         counts = torch.zeros(self.values.shape, dtype=torch.float64)  # (W, N)
         for x, step in windows:
-            positions = torch.arange(x.size(1), device=step.device)  # (L,)
-            phase = ((step.long()[:, None] + positions) % self.cycle_length).reshape(-1)
+            phase = self.phases(step, 0, x.size(1)).reshape(-1).cpu()  # (B*L,)
             values = x.detach().double().reshape(-1, x.size(2)).cpu()  # (B*L, N)
             finite = torch.isfinite(values)
-            sums.index_add_(0, phase.cpu(), torch.where(finite, values, 0.0))
-            counts.index_add_(0, phase.cpu(), finite.double())
+            sums.index_add_(0, phase, torch.where(finite, values, 0.0))
+            counts.index_add_(0, phase, finite.double())
         seen = counts > 0
         with torch.no_grad():
             mean = (sums / counts.clamp(min=1)).to(self.values)
