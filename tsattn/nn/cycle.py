@@ -48,9 +48,8 @@ class ResidualCycle(nn.Module):
         return (step.long()[:, None] + positions) % self.cycle_length  # (B, length)
 
     def forward(self, step: torch.Tensor, offset: int, length: int) -> torch.Tensor:
-        return self.values[
-            self.phases(step, offset, length)
-        ]  # (W, N)[(B, length)] -> (B, length, N)
+        index = self.phases(step, offset, length)  # (B, length)
+        return self.values[index]  # (W, N)[(B, length)] -> (B, length, N)
 
     def fit_mean(self, windows: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
         """Set every phase of the cycle to the mean of the values seen at that phase.
