@@ -2,15 +2,23 @@
 
 The file has electricity's shape (26304 rows x 321 variables, ``make_like("electricity")``);
 the data module applies the tslib protocol (L=96, H=96, StandardScaler on the train rows,
-18,221 shuffled training windows, batch 32, the last partial batch kept). The model is the
-default ``MTGNNConfig`` (RevIN, affine LayerNorms) and every step is a full training step
-(forward, MSE, backward, Adam), as ``tsattn fit`` runs it without Lightning's bookkeeping.
+18,221 shuffled training windows, batch 32, the last partial batch kept). Two models, one row
+each (``--models``):
+
+- ``default``: the default ``MTGNNConfig`` (learned graph over the 321 variables, RevIN,
+  affine LayerNorms), trained with MSE at MTGNN's learning rate;
+- ``recipe``: what ``tsattn fit --data electricity`` trains under the tslib protocol, the
+  long-horizon recipe's model (:func:`tsattn.train.recipe.resolve_model_options`: channel
+  independent, linear shortcut, daily cycle) with the recipe's loss and learning rate.
+
+Every step is a full training step (forward, loss, backward, Adam), as ``tsattn fit`` runs it
+without Lightning's bookkeeping.
 
 ``--steps S`` times the first ``S`` steps after one warm-up step and extrapolates to the
 epoch's steps (said so in the table); ``--steps 0`` times the whole epoch.
 
     python experiments/bench_epoch.py --steps 20
-    python experiments/bench_epoch.py --steps 0
+    python experiments/bench_epoch.py --steps 0 --models recipe
 """
 
 from __future__ import annotations
@@ -35,15 +43,57 @@ from bench_speed import markdown, write_report  # noqa: E402
 from tsattn import MTGNN, MTGNNConfig  # noqa: E402
 from tsattn.data.datamodule import TimeSeriesDataModule  # noqa: E402
 from tsattn.data.synthetic import make_like  # noqa: E402
+from tsattn.train.recipe import resolve_loss, resolve_lr, resolve_model_options  # noqa: E402
+
+MODELS = ("default", "recipe")
+LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
+
+
+def build(name: str, dm: TimeSeriesDataModule) -> tuple[MTGNN, str, float]:
+    """The model ``name`` for ``dm``'s data, its training loss and learning rate."""
+    recipe = "auto" if name == "recipe" else "none"
+    options = resolve_model_options("tslib", dm.num_nodes, 96, {}, recipe, freq=dm.freq)
+    model = MTGNN(MTGNNConfig(num_nodes=dm.num_nodes, seq_len=96, horizon=96, **options))
+    return model, resolve_loss("tslib", "auto", recipe), resolve_lr("tslib", "auto", recipe)
+
+
+def time_epoch(model, loss_name, lr, loader, steps) -> tuple[list[float], float]:
+    """Step times of the first ``steps`` steps after a warm-up step (``0``: the whole
+    epoch) and the wall time of the timed loop."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = LOSSES[loss_name]
+
+    def step(batch) -> None:
+        x, y, _, grid = batch  # no time features in either model
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x, None, grid), y).backward()
+        optimizer.step()
+
+    batches = iter(loader)
+    step(next(batches))  # warm-up: allocators, optimizer state
+    limit = len(loader) - 1 if steps <= 0 else min(steps, len(loader) - 1)
+    times = []
+    start = time.perf_counter()
+    for _, batch in zip(range(limit), batches, strict=False):
+        t0 = time.perf_counter()
+        step(batch)
+        times.append(time.perf_counter() - t0)
+    return times, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="0: the whole epoch")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS)
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "experiments/results/bench_epoch.md")
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown or not names:
+        parser.error(f"--models {args.models!r}: choose from {', '.join(MODELS)}")
     load_before = os.getloadavg()[0]  # other work on the machine shows here
     workdir = Path(tempfile.mkdtemp(prefix="tsattn-epoch-"))
     make_like("electricity", workdir / "electricity.csv", seed=1)
@@ -51,42 +101,30 @@ def main(argv: list[str] | None = None) -> None:
     dm.setup()
     loader = dm.train_dataloader()
     total_steps = len(loader)
-    model = MTGNN(MTGNNConfig(num_nodes=dm.num_nodes, seq_len=96, horizon=96))
-    params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step(batch) -> None:
-        x, y = batch[0], batch[1]
-        optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(model(x), y).backward()
-        optimizer.step()
-
-    batches = iter(loader)
-    step(next(batches))  # warm-up: allocators, optimizer state
-    limit = total_steps - 1 if args.steps <= 0 else min(args.steps, total_steps - 1)
-    times = []
-    start = time.perf_counter()
-    for _, batch in zip(range(limit), batches, strict=False):
-        t0 = time.perf_counter()
-        step(batch)
-        times.append(time.perf_counter() - t0)
-    wall = time.perf_counter() - start
-    if args.steps <= 0:
-        epoch_min, how = (wall + times[0]) / 60, f"measured, all {total_steps} steps"
-    else:
-        epoch_min = statistics.mean(times) * total_steps / 60
-        how = f"extrapolated from the mean of {len(times)} steps x {total_steps} steps"
-    row = [f"{len(dm.frame)} x {dm.num_nodes}", str(dm.window_counts["train"]),
-           str(args.batch_size), f"{params:,}", f"{statistics.median(times):.2f}",
-           f"{statistics.mean(times):.2f}", f"**{epoch_min:.1f}**", how]  # fmt: skip
-    headers = ["file (generated)", "train windows", "batch", "parameters", "median step s",
-               "mean step s", "epoch min", "how"]  # fmt: skip
+    rows = []
+    for name in names:
+        torch.manual_seed(0)
+        model, loss_name, lr = build(name, dm)
+        params = sum(p.numel() for p in model.parameters())
+        times, wall = time_epoch(model, loss_name, lr, loader, args.steps)
+        if args.steps <= 0:
+            epoch_min, how = (wall + times[0]) / 60, f"measured, all {total_steps} steps"
+        else:
+            epoch_min = statistics.mean(times) * total_steps / 60
+            how = f"extrapolated from the mean of {len(times)} steps x {total_steps} steps"
+        rows.append([name, f"{len(dm.frame)} x {dm.num_nodes}", str(dm.window_counts["train"]),
+                     str(args.batch_size), f"{params:,}", f"{loss_name}, lr {lr:g}",
+                     f"{statistics.median(times):.2f}", f"{statistics.mean(times):.2f}",
+                     f"**{epoch_min:.1f}**", how])  # fmt: skip
+    headers = ["model", "file (generated)", "train windows", "batch", "parameters", "training",
+               "median step s", "mean step s", "epoch min", "how"]  # fmt: skip
     header = (
         f"cpu, torch {torch.__version__}, threads {torch.get_num_threads()}; tslib protocol, "
-        "L=96, H=96, default MTGNNConfig; target: under 30 minutes; load average before / "
+        "L=96, H=96; default: MTGNNConfig's defaults; recipe: the model `tsattn fit` trains "
+        "under the tslib protocol; target: under 30 minutes; load average before / "
         f"after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-    table = markdown(headers, [row])
+    table = markdown(headers, rows)
     write_report("bench_epoch", header, [("One training epoch", table)], args.out)
 
 

@@ -149,3 +149,24 @@ def test_least_squares_start_equals_a_numpy_fit_for_both_shortcuts():
         torch.testing.assert_close(shortcut(x), expected, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="got no windows"):
         shortcut.fit_least_squares([])
+
+
+def test_weighted_least_squares_start_equals_a_numpy_weighted_fit():
+    """A sample of weight w counts as its row scaled by sqrt(w); weights of one change nothing."""
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 24, 3), torch.randn(40, 6, 3)
+    weight = torch.rand(40, 3) * 4 + 0.01  # (B, N)
+    shortcut = LinearShortcut("linear", seq_len=24, horizon=6)
+    pairs = [(x[:25], y[:25], weight[:25]), (x[25:], y[25:], weight[25:])]
+    assert shortcut.fit_least_squares(pairs, ridge=0.0) == 120
+    feats = x.double().transpose(1, 2).reshape(-1, 24).numpy()
+    design = np.concatenate([feats, np.ones((len(feats), 1))], 1)
+    target = y.double().transpose(1, 2).reshape(-1, 6).numpy()
+    root = np.sqrt(weight.double().reshape(-1, 1).numpy())  # (B*N, 1), the samples' order
+    solution = np.linalg.lstsq(design * root, target * root, rcond=None)[0]
+    expected = torch.from_numpy(design @ solution).float().reshape(40, 3, 6).transpose(1, 2)
+    torch.testing.assert_close(shortcut(x), expected, atol=1e-4, rtol=1e-4)
+    plain = LinearShortcut("linear", seq_len=24, horizon=6)
+    plain.fit_least_squares([(x, y)], ridge=0.0)
+    shortcut.fit_least_squares([(x, y, torch.ones(40, 3))], ridge=0.0)
+    torch.testing.assert_close(shortcut(x), plain(x), atol=1e-5, rtol=1e-5)

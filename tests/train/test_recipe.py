@@ -187,3 +187,100 @@ def test_fit_starts_the_cycle_at_its_phase_means_and_the_shortcut_at_what_it_lea
     zero = fit_datamodule(dm, model=model_options, run_dir=tmp_path / "z", test=False,
                           train=dataclasses.replace(train, cycle_init="zero"))  # fmt: skip
     assert zero.module.model.cycle.values.abs().max() < 1e-9  # one step at lr 1e-12 from 0
+
+
+def test_weighted_start_fits_the_shortcut_with_each_windows_variance_as_weight(tmp_path):
+    """``shortcut_init=weighted_least_squares``: the shortcut is the least-squares fit of what
+    the cycle leaves, each window's variable weighted by its RevIN variance, which is the
+    squared error of the denormalised forecast; it differs from the unweighted fit."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.nn.shortcut import LinearShortcut
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse",
+                        shortcut_init="weighted_least_squares")  # fmt: skip
+    model_options = {**TINY_MODEL, "cycle_length": "auto"}
+    result = fit_datamodule(dm, model=model_options, train=train, run_dir=tmp_path, test=False)
+    model = result.module.model
+    xs, ys, steps = zip(*[(x, y, step) for x, y, _, step in dm.train_dataloader()], strict=True)
+    x, y, step = torch.cat(xs), torch.cat(ys), torch.cat(steps)
+    with torch.no_grad():
+        xn, stats = model.revin.normalize(x)
+        yn = model.revin.normalize_target(y, stats)
+        xr, yr = xn - model.cycle(step, 0, 48), yn - model.cycle(step, 48, 12)
+        weighted, plain = LinearShortcut("linear", 48, 12), LinearShortcut("linear", 48, 12)
+        weighted.fit_least_squares([(xr, yr, stats.std.squeeze(1) ** 2)])
+        plain.fit_least_squares([(xr, yr)])
+        torch.testing.assert_close(model.shortcut(xr), weighted(xr), atol=1e-4, rtol=1e-4)
+        assert (weighted(xr) - plain(xr)).abs().max() > 1e-3
+
+
+def test_shortcut_lr_scale_zero_keeps_the_closed_form_start_and_trains_the_rest(tmp_path):
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
+    model_options = {**TINY_MODEL, "cycle_length": "auto"}
+    start = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    reference = fit_datamodule(dm, model=model_options, train=start, run_dir=tmp_path / "s",
+                               test=False).module.model  # fmt: skip
+    train = dataclasses.replace(start, max_steps=4, lr=1e-2, shortcut_lr_scale=0.0)
+    module = fit_datamodule(dm, model=model_options, train=train, run_dir=tmp_path / "f",
+                            test=False).module  # fmt: skip
+    model = module.model
+    for name in ("shortcut", "cycle"):
+        kept, fitted = getattr(model, name).state_dict(), getattr(reference, name).state_dict()
+        for key, value in kept.items():
+            torch.testing.assert_close(value, fitted[key], atol=1e-9, rtol=0)
+    assert not torch.allclose(model.head[-1].weight, reference.head[-1].weight)  # from zero
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    assert len(groups) == 1  # the shortcut and the cycle are not in the optimiser
+    module.train_config = dataclasses.replace(train, shortcut_lr_scale=0.25)
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    assert [g["lr"] for g in groups] == [1e-2, 2.5e-3]
+    started = {id(p) for part in (model.shortcut, model.cycle) for p in part.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == started
+
+
+def test_negative_shortcut_lr_scale_is_a_value_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.shortcut_lr_scale=-1\.0 must be >= 0"):
+        TrainConfig(shortcut_lr_scale=-1.0)
+
+
+def test_keep_start_returns_to_the_closed_form_start_when_no_epoch_beats_it(tmp_path):
+    """A learning rate far too high wrecks every epoch: with ``keep_start`` the model is the
+    closed-form start again, scored on the validation windows and saved as start.ckpt; without
+    it, the best (wrecked) epoch."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
+    model_options = {**TINY_MODEL, "cycle_length": "auto"}
+    still = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    reference = fit_datamodule(dm, model=model_options, train=still, run_dir=tmp_path / "s",
+                               test=False).module.model  # fmt: skip
+    wreck = dataclasses.replace(still, max_steps=-1, max_epochs=2, lr=0.5, keep_start=True)
+    kept = fit_datamodule(dm, model=model_options, train=wreck, run_dir=tmp_path / "k", test=False)
+    assert kept.best_checkpoint.endswith("start.ckpt")
+    assert kept.metrics["best_val_loss"] == kept.metrics["start_val_loss"]
+    for key, value in kept.module.model.state_dict().items():
+        torch.testing.assert_close(value, reference.state_dict()[key], atol=1e-6, rtol=0)
+    # The start's score is the validation MSE of the start, window by window.
+    se, count = 0.0, 0
+    with torch.no_grad():
+        for x, y, marks, step in dm.val_dataloader():
+            se += float(((reference(x, marks, step) - y) ** 2).sum())
+            count += y.numel()
+    assert kept.metrics["start_val_loss"] == pytest.approx(se / count, rel=1e-5)
+    saved = torch.load(kept.best_checkpoint, weights_only=True)["state_dict"]
+    torch.testing.assert_close(saved["model.shortcut.linear.weight"],
+                               reference.shortcut.linear.weight)  # fmt: skip
+    trained = fit_datamodule(dm, model=model_options, run_dir=tmp_path / "t", test=False,
+                             train=dataclasses.replace(wreck, keep_start=False))  # fmt: skip
+    assert trained.best_checkpoint.endswith("best.ckpt")
+    assert trained.metrics["best_val_loss"] > kept.metrics["best_val_loss"]
+    assert "start_val_loss" not in trained.metrics

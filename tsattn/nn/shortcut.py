@@ -85,14 +85,19 @@ class LinearShortcut(nn.Module):
 
     @torch.no_grad()
     def fit_least_squares(
-        self, windows: Iterable[tuple[torch.Tensor, torch.Tensor]], ridge: float = 1e-4
+        self,
+        windows: Iterable[tuple[torch.Tensor, ...]],
+        ridge: float = 1e-4,
     ) -> int:
         """Set the weights to the least-squares fit of ``windows``, in closed form.
 
         ``windows`` yields ``(x (B, L, N), y (B, H, N))`` in this module's input and output
-        space; every variable of every window is one sample of the shared map. The normal
-        equations are summed in float64 batch by batch, so memory does not grow with the data.
-        ``ridge`` is relative: ``ridge * mean(diag(X^T X))`` is added to the diagonal (the two
+        space, or ``(x, y, weight (B, N))`` for a weighted fit; every variable of every window is
+        one sample of the shared map, and ``weight`` scales its squared error (the trainer passes
+        each window's variance, so that the fit minimises the error of the denormalised
+        forecast: ``TrainConfig.shortcut_init``). The normal equations are summed in float64
+        batch by batch, so memory does not grow with the data.
+        ``ridge`` is relative: ``ridge * mean(diag(X^T W X))`` is added to the diagonal (the two
         DLinear parts sum to the window, so their regressors are collinear without it).
         Samples with a NaN or inf are left out; with no finite sample left, the weights stay as
         they were. Returns the number of samples fitted.
@@ -109,13 +114,14 @@ class LinearShortcut(nn.Module):
         """
         gram = cross = None
         count = 0
-        for x, y in windows:
+        for x, y, *weight in windows:
             feats = self._features(x.double())  # (B*N, F)
             feats = torch.cat([feats, torch.ones_like(feats[:, :1])], dim=1)  # + intercept
             target = y.double().transpose(1, 2).flatten(0, 1)  # (B, H, N) -> (B*N, H)
-            finite = feats.isfinite().all(1) & target.isfinite().all(1)  # (B*N,)
-            feats, target = feats[finite], target[finite]
-            g, c = feats.T @ feats, feats.T @ target  # (F+1, F+1), (F+1, H)
+            w = weight[0].double().flatten() if weight else torch.ones_like(target[:, 0])  # (B*N,)
+            finite = feats.isfinite().all(1) & target.isfinite().all(1) & w.isfinite()  # (B*N,)
+            feats, target, w = feats[finite], target[finite], w[finite, None]
+            g, c = feats.T @ (w * feats), feats.T @ (w * target)  # (F+1, F+1), (F+1, H)
             gram, cross = (g, c) if gram is None else (gram + g, cross + c)
             count += feats.shape[0]
         if gram is None:

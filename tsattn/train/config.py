@@ -42,7 +42,7 @@ AUTO_MODEL_FIELDS = ("cycle_length",)
 
 LOSSES = ("auto", "mse", "l1")
 LR_SCHEDULES = ("none", "exponential", "cosine")
-SHORTCUT_INITS = ("least_squares", "random")
+SHORTCUT_INITS = ("least_squares", "weighted_least_squares", "random")
 CYCLE_INITS = ("mean", "zero")
 PROTOCOLS = ("auto", "tslib", "mtgnn", "holdout")
 SCALINGS = ("standard", "maxabs_legacy", "none")
@@ -133,11 +133,18 @@ class TrainConfig(_Section):
     protocols, where model settings are not given explicitly; ``"none"`` keeps
     ``MTGNNConfig``'s own defaults. ``shortcut_init`` starts a model's linear shortcut
     (``MTGNNConfig.linear_shortcut``) at the closed-form least-squares fit of the training
-    windows (``least_squares``, Toner and Darlow, ICML 2024; see :mod:`tsattn.nn.shortcut`) or at
+    windows (``least_squares``, Toner and Darlow, ICML 2024; see :mod:`tsattn.nn.shortcut`), at
+    the same fit with each window weighted by its RevIN variance, so that it minimises the
+    squared error of the denormalised forecast (``weighted_least_squares``), or at
     ``nn.Linear``'s random draw (``random``); models without a shortcut ignore it.
     ``cycle_init`` starts a model's learned cycle (``MTGNNConfig.cycle_length``) at the mean of
     each phase over the training windows (``mean``; the shortcut is then fitted to what the
     cycle leaves) or at zero (``zero``, as CycleNet does); models without a cycle ignore it.
+    ``shortcut_lr_scale`` is the learning rate of the shortcut and the cycle relative to ``lr``
+    (``0`` keeps them at their start and trains the rest of the model on what they leave).
+    ``keep_start``: a model started in closed form is scored on the validation windows before
+    its first step, like an epoch 0, and kept (``checkpoints/start.ckpt``) when no epoch's
+    ``val_loss`` beats it.
     """
 
     loss: str = "auto"
@@ -163,6 +170,8 @@ class TrainConfig(_Section):
     recipe: str = "auto"
     shortcut_init: str = "least_squares"
     cycle_init: str = "mean"
+    shortcut_lr_scale: float = 1.0
+    keep_start: bool = False
 
     def __post_init__(self) -> None:
         _choice("train.loss", self.loss, LOSSES)
@@ -177,6 +186,11 @@ class TrainConfig(_Section):
                 raise ValueError(f"train.lr={self.lr!r} is not a number or 'auto'.") from None
         if not isinstance(self.lr, str) and self.lr <= 0:
             raise ValueError(f"train.lr={self.lr} must be > 0.")
+        if self.shortcut_lr_scale < 0:
+            raise ValueError(
+                f"train.shortcut_lr_scale={self.shortcut_lr_scale} must be >= 0 (0 keeps the "
+                "shortcut and the cycle at their start)."
+            )
         if self.grad_clip < 0 or self.weight_decay < 0 or self.patience < 0:
             raise ValueError(
                 f"train.grad_clip={self.grad_clip}, train.weight_decay={self.weight_decay} and "

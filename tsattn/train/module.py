@@ -158,10 +158,25 @@ class ForecastModule(pl.LightningModule):
         x, _, x_mark, step = _unpack(batch)
         return self(x, x_mark, step)
 
+    def _param_groups(self, lr: float, scale: float) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: the linear shortcut and the cycle, the parts the
+        trainer starts in closed form, learn at ``scale x lr`` (``0``: they keep their start);
+        one group when ``scale`` is 1 or the model has neither."""
+        parts = (getattr(self.model, "shortcut", None), getattr(self.model, "cycle", None))
+        started = [p for m in parts if m is not None for p in m.parameters()]
+        if scale == 1 or not started:
+            return [{"params": list(self.parameters())}]
+        ids = {id(p) for p in started}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in ids]}]
+        if scale > 0:
+            groups.append({"params": started, "lr": lr * scale})
+        return groups
+
     def configure_optimizers(self) -> Any:
         cfg = self.train_config
         lr = DEFAULT_LR if cfg.lr == "auto" else cfg.lr  # "auto" outside fit_datamodule
-        optimizer = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        groups = self._param_groups(lr, cfg.shortcut_lr_scale)
+        optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=cfg.weight_decay)
         if cfg.lr_schedule == "none":
             return optimizer
         if cfg.lr_schedule == "exponential":

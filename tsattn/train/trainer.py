@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -49,7 +50,7 @@ from tsattn.train.checkpoint import (
     run_file,
 )
 from tsattn.train.config import DataConfig, TrainConfig
-from tsattn.train.module import ForecastModule
+from tsattn.train.module import ForecastModule, _unpack
 from tsattn.train.oversubscription import OversubscriptionWarning
 from tsattn.train.recipe import resolve_loss, resolve_lr, resolve_model_options
 from tsattn.train.resume import DeterministicResume, resumable_loader
@@ -96,6 +97,35 @@ class EpochTimer(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.seconds.append(time.perf_counter() - self._start - self._val)
+
+
+class StartCheckpoint(pl.Callback):
+    """Scores the model's closed-form start on the validation windows before the first
+    training step, as an epoch 0 would be scored (``val_loss``: the training loss, averaged
+    over every window), and keeps a copy of its weights (``score``, ``state``), so that the
+    trainer can return to it when no epoch beats it (``TrainConfig.keep_start``)."""
+
+    def __init__(self, val_loader: torch.utils.data.DataLoader) -> None:
+        self.val_loader = val_loader
+        self.score: float | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step > 0:  # resumed: the start is long gone
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        total, count = 0.0, 0
+        with torch.no_grad(), trainer.precision_plugin.val_step_context():
+            for batch in self.val_loader:
+                x, y, x_mark, step = _unpack(pl_module.transfer_batch_to_device(
+                    batch, pl_module.device, 0))  # fmt: skip
+                loss = pl_module._loss(pl_module(x, x_mark, step), y)
+                total, count = total + float(loss) * len(x), count + len(x)
+        pl_module.train(was_training)
+        if count:
+            self.score = total / count
+            self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
 
 
 def build_trainer(
@@ -290,13 +320,17 @@ def fit_start(
     *,
     shortcut: bool = True,
     cycle: bool = True,
+    weighted: bool = False,
 ) -> dict[str, int]:
     """Start ``model``'s closed-form parts at their fit to ``train_loader``'s windows.
 
     ``cycle``: the learned cycle (``MTGNNConfig.cycle_length``) starts at the mean of each
     phase over the training inputs (:meth:`~tsattn.nn.cycle.ResidualCycle.fit_mean`).
     ``shortcut``: the linear shortcut then starts at the least-squares fit of what the cycle
-    leaves of the inputs and targets (:meth:`~tsattn.nn.shortcut.LinearShortcut.fit_least_squares`).
+    leaves of the inputs and targets (:meth:`~tsattn.nn.shortcut.LinearShortcut.fit_least_squares`);
+    ``weighted`` weights each window's variables by their RevIN variance, so that the fit
+    minimises the squared error of the denormalised forecast, the space the training loss is
+    taken in (unweighted, a window with a tiny spread counts as much as any other).
     The windows are read in order (the loader's own shuffling and random state are left alone)
     and normalised as the model normalises them (RevIN, whose affine map is the identity before
     training). Returns the number of values fitted by each part; parts the model lacks are
@@ -307,24 +341,27 @@ def fit_start(
     )
     seq_len, horizon = model.config.seq_len, model.config.horizon
 
-    def windows() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    def windows() -> Iterator[tuple[torch.Tensor, ...]]:
+        """``(x (B, L, N), y (B, H, N), step (B,) | None, variance (B, N))``, normalised."""
         with torch.no_grad():
             for x, y, *rest in ordered:
+                variance = torch.ones_like(x[:, 0])  # (B, N)
                 if model.revin is not None:
                     x, stats = model.revin.normalize(x)  # (B, L, N)
                     y = model.revin.normalize_target(y, stats)  # (B, H, N)
-                yield x, y, rest[1] if len(rest) > 1 else None
+                    variance = stats.std.squeeze(1) ** 2  # (B, 1, N) -> (B, N)
+                yield x, y, rest[1] if len(rest) > 1 else None, variance
 
-    def residuals() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y, step in windows():
+    def residuals() -> Iterator[tuple[torch.Tensor, ...]]:
+        for x, y, step, variance in windows():
             if model.cycle is not None:
                 x = x - model.cycle(step, 0, seq_len)  # (B, L, N)
                 y = y - model.cycle(step, seq_len, horizon)  # (B, H, N)
-            yield x, y
+            yield (x, y, variance) if weighted else (x, y)
 
     fitted = {}
     if cycle and model.cycle is not None:
-        fitted["cycle"] = model.cycle.fit_mean((x, step) for x, _, step in windows())
+        fitted["cycle"] = model.cycle.fit_mean((x, step) for x, _, step, _ in windows())
     if shortcut and model.shortcut is not None:
         with torch.no_grad():
             fitted["shortcut"] = model.shortcut.fit_least_squares(residuals())
@@ -391,13 +428,17 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     has_val = counts.get("val", 0) > 0
     resume_from = _resume_path(ckpt_path, run_dir)
     loader = datamodule.train_dataloader()
+    start = None
     if resume_from is None:
-        fit_start(module.model, loader, shortcut=cfg.shortcut_init == "least_squares",
-                  cycle=cfg.cycle_init == "mean")  # fmt: skip
+        fitted = fit_start(module.model, loader, shortcut=cfg.shortcut_init != "random",
+                           cycle=cfg.cycle_init == "mean",
+                           weighted=cfg.shortcut_init == "weighted_least_squares")  # fmt: skip
+        if fitted and has_val and cfg.keep_start:
+            start = StartCheckpoint(datamodule.val_dataloader())
     train_loader = resumable_loader(loader, cfg.seed)
     timer = EpochTimer()
     extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionWarning(),
-             *callbacks]  # fmt: skip
+             *([start] if start is not None else []), *callbacks]  # fmt: skip
     batches = len(train_loader)
     limit = cfg.limit_train_batches
     batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
@@ -422,6 +463,14 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         state = load_checkpoint(run_file(best_path, best.dirpath or run_dir))
         module.load_state_dict(state["state_dict"])
         metrics["best_val_loss"] = float(best.best_model_score)
+    if start is not None and start.score is not None and best is not None:
+        metrics["start_val_loss"] = start.score
+        if start.score <= metrics.get("best_val_loss", math.inf):
+            # No epoch beat the closed-form start: it is the model, and its checkpoint the best.
+            module.load_state_dict(start.state)
+            best_path = str(Path(best.dirpath or Path(run_dir) / "checkpoints") / "start.ckpt")
+            trainer.save_checkpoint(best_path, weights_only=True)
+            metrics["best_val_loss"] = start.score
     if test and counts.get("test", 0) > 0:
         results = trainer.test(module, dataloaders=datamodule.test_dataloader(), verbose=False)
         metrics.update({k: float(v) for k, v in results[0].items()})
