@@ -166,7 +166,8 @@ def test_fit_starts_the_cycle_at_its_phase_means_and_the_shortcut_at_what_it_lea
     from tsattn.train import fit_datamodule
 
     dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
-    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse",
+                        shortcut_init="least_squares")  # fmt: skip
     model_options = {**TINY_MODEL, "cycle_length": "auto"}
     result = fit_datamodule(dm, model=model_options, train=train, run_dir=tmp_path, test=False)
     model = result.module.model
@@ -227,7 +228,8 @@ def test_shortcut_lr_scale_zero_keeps_the_closed_form_start_and_trains_the_rest(
     start = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
     reference = fit_datamodule(dm, model=model_options, train=start, run_dir=tmp_path / "s",
                                test=False).module.model  # fmt: skip
-    train = dataclasses.replace(start, max_steps=4, lr=1e-2, shortcut_lr_scale=0.0)
+    train = dataclasses.replace(start, max_steps=4, lr=1e-2, shortcut_lr_scale=0.0,
+                                keep_start=False)  # fmt: skip
     module = fit_datamodule(dm, model=model_options, train=train, run_dir=tmp_path / "f",
                             test=False).module  # fmt: skip
     model = module.model

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -41,6 +43,9 @@ def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.metrics["val_loss"] == straight.metrics["val_loss"]
+    # The start's validation score (keep_start) travels in the checkpoint.
+    assert resumed.metrics["start_val_loss"] == straight.metrics["start_val_loss"]
+    assert Path(resumed.best_checkpoint).name == Path(straight.best_checkpoint).name
 
 
 def test_sampler_order_is_a_function_of_seed_and_epoch():

@@ -168,10 +168,10 @@ class TrainConfig(_Section):
     limit_test_batches: float | int = 1.0
     checkpoint_every_n_steps: int | None = None
     recipe: str = "auto"
-    shortcut_init: str = "least_squares"
+    shortcut_init: str = "weighted_least_squares"
     cycle_init: str = "mean"
     shortcut_lr_scale: float = 1.0
-    keep_start: bool = False
+    keep_start: bool = True
 
     def __post_init__(self) -> None:
         _choice("train.loss", self.loss, LOSSES)

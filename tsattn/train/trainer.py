@@ -101,23 +101,32 @@ class EpochTimer(pl.Callback):
 
 class StartCheckpoint(pl.Callback):
     """Scores the model's closed-form start on the validation windows before the first
-    training step, as an epoch 0 would be scored (``val_loss``: the training loss, averaged
-    over every window), and keeps a copy of its weights (``score``, ``state``), so that the
-    trainer can return to it when no epoch beats it (``TrainConfig.keep_start``)."""
+    training step, as an epoch 0 would be scored (``val_loss``: the training loss over the
+    windows ``limit_val_batches`` allows), and saves it as ``start.ckpt`` beside the ``best``
+    checkpoint, so that the trainer can return to it when no epoch beats it
+    (``TrainConfig.keep_start``). Its ``score`` travels in the run's checkpoints, so a resumed
+    run still knows it."""
 
     def __init__(self, val_loader: torch.utils.data.DataLoader) -> None:
         self.val_loader = val_loader
         self.score: float | None = None
-        self.state: dict[str, torch.Tensor] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"score": self.score}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.score = state_dict.get("score")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_step > 0:  # resumed: the start is long gone
+        if self.score is not None or trainer.global_step > 0:  # resumed: scored before, or never
             return
+        limit, available = trainer.limit_val_batches, len(self.val_loader)
+        batches = min(available, limit) if isinstance(limit, int) else int(available * limit)
         was_training = pl_module.training
         pl_module.eval()
         total, count = 0.0, 0
         with torch.no_grad(), trainer.precision_plugin.val_step_context():
-            for batch in self.val_loader:
+            for _, batch in zip(range(batches), self.val_loader, strict=False):
                 x, y, x_mark, step = _unpack(pl_module.transfer_batch_to_device(
                     batch, pl_module.device, 0))  # fmt: skip
                 loss = pl_module._loss(pl_module(x, x_mark, step), y)
@@ -125,7 +134,9 @@ class StartCheckpoint(pl.Callback):
         pl_module.train(was_training)
         if count:
             self.score = total / count
-            self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+            best = [c for c in trainer.checkpoint_callbacks if c.filename == "best"]
+            folder = best[0].dirpath if best else Path(trainer.default_root_dir) / "checkpoints"
+            trainer.save_checkpoint(Path(folder) / "start.ckpt", weights_only=True)
 
 
 def build_trainer(
@@ -428,13 +439,14 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     has_val = counts.get("val", 0) > 0
     resume_from = _resume_path(ckpt_path, run_dir)
     loader = datamodule.train_dataloader()
-    start = None
+    fitted = {}
     if resume_from is None:
         fitted = fit_start(module.model, loader, shortcut=cfg.shortcut_init != "random",
                            cycle=cfg.cycle_init == "mean",
                            weighted=cfg.shortcut_init == "weighted_least_squares")  # fmt: skip
-        if fitted and has_val and cfg.keep_start:
-            start = StartCheckpoint(datamodule.val_dataloader())
+    start = None
+    if has_val and cfg.keep_start and (fitted or resume_from is not None):
+        start = StartCheckpoint(datamodule.val_dataloader())  # a resumed run restores its score
     train_loader = resumable_loader(loader, cfg.seed)
     timer = EpochTimer()
     extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionWarning(),
@@ -463,13 +475,13 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         state = load_checkpoint(run_file(best_path, best.dirpath or run_dir))
         module.load_state_dict(state["state_dict"])
         metrics["best_val_loss"] = float(best.best_model_score)
-    if start is not None and start.score is not None and best is not None:
+    if start is not None and start.score is not None:
         metrics["start_val_loss"] = start.score
         if start.score <= metrics.get("best_val_loss", math.inf):
             # No epoch beat the closed-form start: it is the model, and its checkpoint the best.
-            module.load_state_dict(start.state)
             best_path = str(Path(best.dirpath or Path(run_dir) / "checkpoints") / "start.ckpt")
-            trainer.save_checkpoint(best_path, weights_only=True)
+            state = load_checkpoint(run_file(best_path, best.dirpath or run_dir))
+            module.load_state_dict(state["state_dict"])
             metrics["best_val_loss"] = start.score
     if test and counts.get("test", 0) > 0:
         results = trainer.test(module, dataloaders=datamodule.test_dataloader(), verbose=False)
