@@ -16,7 +16,8 @@ Configuration is a :class:`~tsattn.train.config.RunConfig` (the same dataclasses
 Python API): defaults, then ``--config`` YAML, then the explicit flags, then ``--set key=value``.
 Each ``fit`` writes one folder with ``config.yaml`` (resolved), ``metrics.json`` (final),
 ``metrics.csv`` (per-step log), ``model.pt`` (:meth:`tsattn.Forecaster.load`),
-``checkpoints/`` (``best.ckpt``, ``last.ckpt``) and, for a graph model, ``graph.csv`` and
+``checkpoints/`` (``best.ckpt``, ``last.ckpt``, and ``start.ckpt``: the closed-form start,
+the model when no epoch beats it, ``train.keep_start``) and, for a graph model, ``graph.csv`` and
 ``graph.png`` (the learned graph, :meth:`tsattn.Forecaster.graph`).
 """
 

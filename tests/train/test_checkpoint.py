@@ -27,7 +27,9 @@ class MakesFolder:
 
 
 def _fit(run_dir, **kwargs):
-    cfg = TrainConfig(max_epochs=1, progress_bar=False, checkpoint_every_n_steps=4, patience=0)
+    # keep_start off: the resumed model must be the saved one, not a start that validated better
+    cfg = TrainConfig(max_epochs=1, progress_bar=False, checkpoint_every_n_steps=4, patience=0,
+                      keep_start=False)  # fmt: skip
     return fit_datamodule(ToyDataModule(), model=TINY_MODEL, train=cfg, run_dir=run_dir,
                           test=False, **kwargs)  # fmt: skip
 

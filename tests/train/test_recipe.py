@@ -156,18 +156,16 @@ def _daily_frame(rows: int = 600) -> pd.DataFrame:
     return pd.DataFrame(values, index=pd.date_range("2024-01-01 05:00", periods=rows, freq="h"))
 
 
-def test_fit_starts_the_cycle_at_its_phase_means_and_the_shortcut_at_what_it_leaves(tmp_path):
-    """With no optimiser step taken (lr ~ 0): each phase of the cycle is the mean of the
-    normalised training inputs at that hour, and the shortcut is the least-squares fit of the
-    inputs and targets with the cycle taken out."""
+def _daily_start(tmp_path, shortcut_init: str):
+    """A tiny recipe model with a daily cycle fitted on ``_daily_frame`` with no optimiser step
+    taken (lr ~ 0), and its training windows normalised as the model sees them."""
     from tests.train.conftest import TINY_MODEL
     from tsattn.data import TimeSeriesDataModule
-    from tsattn.nn.shortcut import LinearShortcut
     from tsattn.train import fit_datamodule
 
     dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
     train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse",
-                        shortcut_init="least_squares")  # fmt: skip
+                        shortcut_init=shortcut_init)  # fmt: skip
     model_options = {**TINY_MODEL, "cycle_length": "auto"}
     result = fit_datamodule(dm, model=model_options, train=train, run_dir=tmp_path, test=False)
     model = result.module.model
@@ -176,6 +174,17 @@ def test_fit_starts_the_cycle_at_its_phase_means_and_the_shortcut_at_what_it_lea
     with torch.no_grad():
         xn, stats = model.revin.normalize(x)
         yn = model.revin.normalize_target(y, stats)
+    return dm, train, model_options, model, step, xn, yn, stats
+
+
+def test_fit_starts_the_cycle_at_its_phase_means_and_the_shortcut_at_what_it_leaves(tmp_path):
+    """With no optimiser step taken (lr ~ 0): each phase of the cycle is the mean of the
+    normalised training inputs at that hour, and the shortcut is the least-squares fit of the
+    inputs and targets with the cycle taken out."""
+    from tsattn.nn.shortcut import LinearShortcut
+    from tsattn.train import fit_datamodule
+
+    dm, train, model_options, model, step, xn, yn, _ = _daily_start(tmp_path, "least_squares")
     phase = (step[:, None] + torch.arange(48)) % 24  # (B, L)
     expected = np.stack([xn.double()[phase == p].mean(0).numpy() for p in range(24)])
     np.testing.assert_allclose(model.cycle.values.detach().numpy(), expected, atol=1e-5)
@@ -194,22 +203,10 @@ def test_weighted_start_fits_the_shortcut_with_each_windows_variance_as_weight(t
     """``shortcut_init=weighted_least_squares``: the shortcut is the least-squares fit of what
     the cycle leaves, each window's variable weighted by its RevIN variance, which is the
     squared error of the denormalised forecast; it differs from the unweighted fit."""
-    from tests.train.conftest import TINY_MODEL
-    from tsattn.data import TimeSeriesDataModule
     from tsattn.nn.shortcut import LinearShortcut
-    from tsattn.train import fit_datamodule
 
-    dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
-    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse",
-                        shortcut_init="weighted_least_squares")  # fmt: skip
-    model_options = {**TINY_MODEL, "cycle_length": "auto"}
-    result = fit_datamodule(dm, model=model_options, train=train, run_dir=tmp_path, test=False)
-    model = result.module.model
-    xs, ys, steps = zip(*[(x, y, step) for x, y, _, step in dm.train_dataloader()], strict=True)
-    x, y, step = torch.cat(xs), torch.cat(ys), torch.cat(steps)
+    *_, model, step, xn, yn, stats = _daily_start(tmp_path, "weighted_least_squares")
     with torch.no_grad():
-        xn, stats = model.revin.normalize(x)
-        yn = model.revin.normalize_target(y, stats)
         xr, yr = xn - model.cycle(step, 0, 48), yn - model.cycle(step, 48, 12)
         weighted, plain = LinearShortcut("linear", 48, 12), LinearShortcut("linear", 48, 12)
         weighted.fit_least_squares([(xr, yr, stats.std.squeeze(1) ** 2)])
@@ -219,15 +216,9 @@ def test_weighted_start_fits_the_shortcut_with_each_windows_variance_as_weight(t
 
 
 def test_shortcut_lr_scale_zero_keeps_the_closed_form_start_and_trains_the_rest(tmp_path):
-    from tests.train.conftest import TINY_MODEL
-    from tsattn.data import TimeSeriesDataModule
     from tsattn.train import fit_datamodule
 
-    dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
-    model_options = {**TINY_MODEL, "cycle_length": "auto"}
-    start = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
-    reference = fit_datamodule(dm, model=model_options, train=start, run_dir=tmp_path / "s",
-                               test=False).module.model  # fmt: skip
+    dm, start, model_options, reference, *_ = _daily_start(tmp_path / "s", "least_squares")
     train = dataclasses.replace(start, max_steps=4, lr=1e-2, shortcut_lr_scale=0.0,
                                 keep_start=False)  # fmt: skip
     module = fit_datamodule(dm, model=model_options, train=train, run_dir=tmp_path / "f",
@@ -256,15 +247,9 @@ def test_keep_start_returns_to_the_closed_form_start_when_no_epoch_beats_it(tmp_
     """A learning rate far too high wrecks every epoch: with ``keep_start`` the model is the
     closed-form start again, scored on the validation windows and saved as start.ckpt; without
     it, the best (wrecked) epoch."""
-    from tests.train.conftest import TINY_MODEL
-    from tsattn.data import TimeSeriesDataModule
     from tsattn.train import fit_datamodule
 
-    dm = TimeSeriesDataModule(_daily_frame(), 48, 12, protocol="tslib", batch_size=16)
-    model_options = {**TINY_MODEL, "cycle_length": "auto"}
-    still = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
-    reference = fit_datamodule(dm, model=model_options, train=still, run_dir=tmp_path / "s",
-                               test=False).module.model  # fmt: skip
+    dm, still, model_options, reference, *_ = _daily_start(tmp_path / "s", "weighted_least_squares")
     wreck = dataclasses.replace(still, max_steps=-1, max_epochs=2, lr=0.5, keep_start=True)
     kept = fit_datamodule(dm, model=model_options, train=wreck, run_dir=tmp_path / "k", test=False)
     assert kept.best_checkpoint.endswith("start.ckpt")
