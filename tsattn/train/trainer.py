@@ -107,6 +107,8 @@ class StartCheckpoint(pl.Callback):
     (``TrainConfig.keep_start``). Its ``score`` travels in the run's checkpoints, so a resumed
     run still knows it."""
 
+    FILENAME = "start.ckpt"
+
     def __init__(self, val_loader: torch.utils.data.DataLoader) -> None:
         self.val_loader = val_loader
         self.score: float | None = None
@@ -136,7 +138,7 @@ class StartCheckpoint(pl.Callback):
             self.score = total / count
             best = [c for c in trainer.checkpoint_callbacks if c.filename == "best"]
             folder = best[0].dirpath if best else Path(trainer.default_root_dir) / "checkpoints"
-            trainer.save_checkpoint(Path(folder) / "start.ckpt", weights_only=True)
+            trainer.save_checkpoint(Path(folder) / self.FILENAME, weights_only=True)
 
 
 def build_trainer(
@@ -467,6 +469,13 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         )
     best_path = best.best_model_path if best is not None and best.best_model_path else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+    best_score = float(best.best_model_score) if best_path else math.inf
+    if start is not None and start.score is not None:
+        metrics["start_val_loss"] = start.score
+        if start.score <= best_score:
+            # No epoch beat the closed-form start: it is the model, and its checkpoint the best.
+            folder = best.dirpath or Path(run_dir) / "checkpoints"
+            best_path, best_score = str(Path(folder) / StartCheckpoint.FILENAME), start.score
     if best_path:
         # The best checkpoint lies in the checkpoint folder of this run; under multi-node DDP
         # every rank reads rank 0's folder, which Lightning broadcasts (the other ranks' own
@@ -474,15 +483,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         # its folder before fitting (check_resume_checkpoint).
         state = load_checkpoint(run_file(best_path, best.dirpath or run_dir))
         module.load_state_dict(state["state_dict"])
-        metrics["best_val_loss"] = float(best.best_model_score)
-    if start is not None and start.score is not None:
-        metrics["start_val_loss"] = start.score
-        if start.score <= metrics.get("best_val_loss", math.inf):
-            # No epoch beat the closed-form start: it is the model, and its checkpoint the best.
-            best_path = str(Path(best.dirpath or Path(run_dir) / "checkpoints") / "start.ckpt")
-            state = load_checkpoint(run_file(best_path, best.dirpath or run_dir))
-            module.load_state_dict(state["state_dict"])
-            metrics["best_val_loss"] = start.score
+        metrics["best_val_loss"] = best_score
     if test and counts.get("test", 0) > 0:
         results = trainer.test(module, dataloaders=datamodule.test_dataloader(), verbose=False)
         metrics.update({k: float(v) for k, v in results[0].items()})
