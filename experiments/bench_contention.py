@@ -1,7 +1,9 @@
 """Training step on a shared CPU: alone, and beside one competing 2-thread process.
 
-Each cell runs the ETTh1-like default model (``B=32, N=7, T=96, H=96``, as
-``bench_speed.py``) in a fresh interpreter whose OpenMP wait policy is set before torch
+Each cell runs a model at the ETTh1-like shape (``B=32, N=7, T=96, H=96``, as
+``bench_speed.py``; ``--model``: ``default``, ``MTGNNConfig``'s defaults, or ``recipe``, the
+long-horizon recipe's model that ``tsattn fit`` trains under the tslib protocol, its daily cycle
+fed random phases) in a fresh interpreter whose OpenMP wait policy is set before torch
 loads, and reports the median step time over ``--steps`` steps after two warm-up steps. The
 competitor is a second interpreter started by this script that multiplies 1024 x 1024
 matrices on 2 threads with the default (spinning) OpenMP policy, as another user's job would;
@@ -11,6 +13,9 @@ at most 2.5x the quiet time beside the competitor, at most 5% slower quiet than 
 policy.
 
     python experiments/bench_contention.py
+    python experiments/bench_contention.py --model recipe \
+        --policies "default (active spin),OMP_WAIT_POLICY=PASSIVE" \
+        --out experiments/results/bench_contention_recipe.md
 """
 
 from __future__ import annotations
@@ -47,13 +52,21 @@ COMPETITOR = (
 )
 
 
-def child(steps: int) -> None:
+MODELS = ("default", "recipe")
+
+
+def child(steps: int, model: str) -> None:
     """Runs in the measured interpreter: median seconds of ``steps`` training steps."""
     import torch
     from bench_speed import SHAPES, make_config, model_step
 
+    from tsattn.train.recipe import resolve_model_options
+
     torch.manual_seed(0)
     batch, spec = SHAPES[next(iter(SHAPES))]
+    if model == "recipe":
+        spec = {**spec, **resolve_model_options("tslib", spec["num_nodes"], spec["horizon"], {},
+                                                 freq="h")}  # fmt: skip
     step, _ = model_step(make_config(spec), batch, torch.device("cpu"))
     for _ in range(2):
         step()
@@ -65,7 +78,7 @@ def child(steps: int) -> None:
     print(json.dumps({"median": statistics.median(times), "max": max(times)}))
 
 
-def run_cell(policy: dict[str, str | None], steps: int, competing: bool) -> dict:
+def run_cell(policy: dict[str, str | None], steps: int, competing: bool, model: str) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     for name, value in policy.items():
@@ -79,7 +92,7 @@ def run_cell(policy: dict[str, str | None], steps: int, competing: bool) -> dict
         time.sleep(2.0)  # let it load torch and start computing
     try:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", "--steps", str(steps)],
+            [sys.executable, __file__, "--child", "--steps", str(steps), "--model", model],
             env=env, check=True, capture_output=True, text=True,
         )  # fmt: skip
     finally:
@@ -96,10 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, default=ROOT / "experiments/results/bench_contention.md"
     )
     parser.add_argument("--policies", help="comma-separated names of POLICIES (default: all)")
+    parser.add_argument("--model", choices=MODELS, default="default")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.steps)
+        child(args.steps, args.model)
         return
 
     from bench_speed import markdown, write_report
@@ -108,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     chosen = args.policies.split(",") if args.policies else list(POLICIES)
     rows, quiet = [], {}
     for name in chosen:
-        alone = run_cell(POLICIES[name], args.steps, competing=False)
-        shared = run_cell(POLICIES[name], args.steps, competing=True)
+        alone = run_cell(POLICIES[name], args.steps, competing=False, model=args.model)
+        shared = run_cell(POLICIES[name], args.steps, competing=True, model=args.model)
         quiet[name] = alone["median"]
         base = quiet.get("default (active spin)", alone["median"])
         rows.append([name, f"{alone['median'] * 1e3:.1f}", f"{alone['median'] / base:.2f}",
@@ -121,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
 
     header = (
         f"cpu, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
-        f"threads per process; ETTh1-like default model, median of {args.steps} steps per cell; "
+        f"threads per process; ETTh1-like {args.model} model, median of {args.steps} steps per "
+        "cell; "
         "competitor: 2-thread matrix products, default OpenMP policy; load average before / "
         f"after: {load_before:.1f} / {os.getloadavg()[0]:.1f}"
     )

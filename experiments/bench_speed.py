@@ -127,7 +127,8 @@ def gated_conv_case(shape: tuple[int, dict], device: torch.device):
 def model_step(
     cfg: MTGNNConfig, batch: int, device: torch.device, textbook: bool = False
 ) -> tuple[Callable, int]:
-    """``step(rows=None)``: one training step on the first ``rows`` samples (all by default).
+    """``step(rows=None)``: one training step on the first ``rows`` samples (all by default);
+    ``step.model`` is the model it trains.
 
     ``textbook``: the same step on the textbook re-implementation of the official model
     (``tests/reference_mtgnn.py``) with the same weights.
@@ -138,12 +139,16 @@ def model_step(
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, cfg.seq_len, cfg.num_nodes, device=device)
     y = torch.randn(batch, cfg.horizon, cfg.num_nodes, device=device)
+    # the phase of each window's first step, for a model with a learned cycle
+    phase = torch.randint(cfg.cycle_length, (batch,), device=device) if cfg.cycle_length else None
 
     def step(rows: int | None = None) -> None:
         optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(model(x[:rows]), y[:rows]).backward()
+        inputs = (x[:rows],) if phase is None else (x[:rows], None, phase[:rows])
+        F.mse_loss(model(*inputs), y[:rows]).backward()
         optimizer.step()
 
+    step.model = model
     return step, sum(p.numel() for p in model.parameters())
 
 

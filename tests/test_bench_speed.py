@@ -30,3 +30,17 @@ def test_paired_ratios_divide_round_by_round(bench):
 def test_paired_ratios_need_the_same_number_of_rounds(bench):
     with pytest.raises(ValueError):
         bench.paired_ratios({"textbook": [1.0, 2.0], "fused": [1.0]}, "textbook", "fused")
+
+
+def test_model_step_feeds_phases_to_a_model_with_a_cycle(bench):
+    """The recipe's model has a learned daily cycle, which needs each window's phase."""
+    config = bench.make_config(dict(num_nodes=3, seq_len=24, horizon=6), cycle_length=24,
+                               channel_independent=True, graph=False, linear_shortcut="linear",
+                               conv_channels=4, residual_channels=4, skip_channels=4,
+                               end_channels=8, layers=1)  # fmt: skip
+    torch.manual_seed(0)
+    step, _ = bench.model_step(config, batch=4, device=torch.device("cpu"))
+    cycle = step.model.cycle.values  # (24, 3)
+    before = cycle.detach().clone()
+    step()
+    assert not torch.equal(cycle, before)  # the cycle was read at the phases and trained
