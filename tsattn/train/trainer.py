@@ -119,6 +119,14 @@ class StartCheckpoint(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.score = state_dict.get("score")
 
+    @classmethod
+    def path(cls, trainer: pl.Trainer) -> Path:
+        """Where the start is saved: beside the ``best`` checkpoint (the run's
+        ``checkpoints/`` folder when there is none)."""
+        best = [c for c in trainer.checkpoint_callbacks if c.filename == "best"]
+        folder = best[0].dirpath if best else Path(trainer.default_root_dir) / "checkpoints"
+        return Path(folder) / cls.FILENAME
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.score is not None or trainer.global_step > 0:  # resumed: scored before, or never
             return
@@ -136,9 +144,7 @@ class StartCheckpoint(pl.Callback):
         pl_module.train(was_training)
         if count:
             self.score = total / count
-            best = [c for c in trainer.checkpoint_callbacks if c.filename == "best"]
-            folder = best[0].dirpath if best else Path(trainer.default_root_dir) / "checkpoints"
-            trainer.save_checkpoint(Path(folder) / self.FILENAME, weights_only=True)
+            trainer.save_checkpoint(self.path(trainer), weights_only=True)
 
 
 def build_trainer(
@@ -474,8 +480,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         metrics["start_val_loss"] = start.score
         if start.score <= best_score:
             # No epoch beat the closed-form start: it is the model, and its checkpoint the best.
-            folder = best.dirpath or Path(run_dir) / "checkpoints"
-            best_path, best_score = str(Path(folder) / StartCheckpoint.FILENAME), start.score
+            best_path, best_score = str(StartCheckpoint.path(trainer)), start.score
     if best_path:
         # The best checkpoint lies in the checkpoint folder of this run; under multi-node DDP
         # every rank reads rank 0's folder, which Lightning broadcasts (the other ranks' own
