@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"cpu, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
         f"threads per process; ETTh1-like {args.model} model, median of {args.steps} steps per "
-        "cell; "
-        "competitor: 2-thread matrix products, default OpenMP policy; load average before / "
+        "cell; competitor: 2-thread matrix products, default OpenMP policy; load average before / "
         f"after: {load_before:.1f} / {os.getloadavg()[0]:.1f}"
     )
     headers = ["OpenMP wait policy", "quiet ms", "x default quiet",
