@@ -171,6 +171,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - started,
         "params": sum(p.numel() for p in result.module.model.parameters()),
         "device": result.trainer.strategy.root_device.type,
+        "start_val_loss": {k: v for k, v in metrics.items() if k.startswith("start_val_loss")},
         "model": result.module.model_config.to_dict(),
         "train": cfg.train.to_dict(),
         "overrides": cell["overrides"],

@@ -271,3 +271,50 @@ def test_keep_start_returns_to_the_closed_form_start_when_no_epoch_beats_it(tmp_
     assert trained.best_checkpoint.endswith("best.ckpt")
     assert trained.metrics["best_val_loss"] > kept.metrics["best_val_loss"]
     assert "start_val_loss" not in trained.metrics
+
+
+def _weekly_frame(rows: int = 1400) -> pd.DataFrame:
+    """Hourly data whose level follows the day of the week (Thursday 1970-01-01 is phase 0 of
+    the grid) on top of a daily sine: a daily cycle cannot hold it, a weekly one can."""
+    hours = np.arange(rows)
+    g = np.random.default_rng(1)
+    week = np.array([0.0, 2.0, -1.0, 3.0, 1.0, -2.5, 0.5])[(hours // 24) % 7]
+    values = np.stack([week + np.sin(2 * np.pi * hours / 24) + g.normal(0, 0.2, rows),
+                       -week + g.normal(0, 0.2, rows)], 1)  # fmt: skip
+    return pd.DataFrame(values, index=pd.date_range("2024-01-04", periods=rows, freq="h"))
+
+
+@pytest.mark.parametrize(("frame", "chosen"), [(_daily_frame, 24), (_weekly_frame, 168)])
+def test_auto_cycle_length_is_the_cycle_whose_start_validates_best(tmp_path, frame, chosen):
+    """``cycle_length="auto"`` on hourly data scores the closed-form start with a daily and a
+    weekly cycle on the validation windows and keeps the better one; the choice draws nothing
+    from the random state, so the model starts as it would have with that cycle given."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(frame(), 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    auto = fit_datamodule(dm, model={**TINY_MODEL, "cycle_length": "auto"}, train=train,
+                          run_dir=tmp_path / "a", test=False)  # fmt: skip
+    assert auto.module.model_config.cycle_length == chosen
+    scores = {w: auto.metrics[f"start_val_loss_cycle{w}"] for w in (24, 168)}
+    assert min(scores, key=scores.get) == chosen
+    given = fit_datamodule(dm, model={**TINY_MODEL, "cycle_length": chosen}, train=train,
+                           run_dir=tmp_path / "g", test=False)  # fmt: skip
+    assert given.metrics["start_val_loss"] == pytest.approx(scores[chosen], rel=1e-6)
+    for key, value in given.module.model.state_dict().items():
+        torch.testing.assert_close(auto.module.model.state_dict()[key], value, atol=1e-9, rtol=0)
+
+
+def test_a_cycle_the_training_series_covers_less_than_twice_is_no_candidate(tmp_path):
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_daily_frame(400), 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12)
+    result = fit_datamodule(dm, model={**TINY_MODEL, "cycle_length": "auto"}, train=train,
+                            run_dir=tmp_path, test=False)  # fmt: skip
+    assert result.module.model_config.cycle_length == 24  # 280 training steps < 2 weeks
+    assert "start_val_loss_cycle168" not in result.metrics

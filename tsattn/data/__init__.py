@@ -24,6 +24,7 @@ from tsattn.data.protocols import plan_splits
 from tsattn.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset
 from tsattn.data.scaling import Scaler
 from tsattn.data.timefeatures import (
+    cycle_lengths,
     daily_cycle,
     future_index,
     grid_steps,
@@ -36,6 +37,7 @@ __all__ = [
     "Scaler",
     "TimeSeriesDataModule",
     "cache_dir",
+    "cycle_lengths",
     "daily_cycle",
     "dataset_file",
     "dataset_status",

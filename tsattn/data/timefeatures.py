@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-__all__ = ["daily_cycle", "future_index", "grid_steps", "infer_freq", "time_features"]
+__all__ = [
+    "cycle_lengths",
+    "daily_cycle",
+    "future_index",
+    "grid_steps",
+    "infer_freq",
+    "time_features",
+]
 
 
 def _second(i: pd.DatetimeIndex) -> np.ndarray:
@@ -165,6 +172,21 @@ def daily_cycle(freq: str | None) -> int:
     if step < day and day.value % step.value == 0:
         return day.value // step.value
     return 0
+
+
+def cycle_lengths(freq: str | None) -> tuple[int, ...]:
+    """The cycles a series of step ``freq`` may follow, shortest first: a day and a week for
+    steps that divide a day (24 and 168 for hourly data), a week (7) for daily data, none
+    otherwise. ``MTGNNConfig.cycle_length="auto"`` chooses among them
+    (:func:`tsattn.train.recipe.resolve_model_options`).
+
+    >>> [cycle_lengths(freq) for freq in ("h", "15min", "D", "MS", None)]
+    [(24, 168), (96, 672), (7,), (), ()]
+    """
+    day = daily_cycle(freq)
+    if not day:
+        return ()
+    return (day, 7 * day) if _fixed_step(freq) < pd.Timedelta(days=1) else (day,)
 
 
 def _offset_features(freq: str):

@@ -23,12 +23,14 @@ that scored every candidate on validation windows only
   chosen by a second validation search over ETTh1, ETTh2 and ETTm1 at H = 96 and 720
   (``experiments/candidates/shortcut_init.yaml``, ``experiments/results/shortcut_search/``),
   where it scored 0.982 of the first recipe's validation MSE.
-- a learned daily cycle (``model.cycle_length="auto"``: one day of the data's step, none where
-  the data have no calendar or a step of a day or more; CycleNet, Lin et al., NeurIPS 2024,
-  https://arxiv.org/abs/2409.18479), started at the mean of each phase over the training
-  windows (``TrainConfig.cycle_init="mean"``): chosen by a third validation search over the
-  same cells (``experiments/candidates/cycle_init.yaml``, ``experiments/results/cycle_search/``),
-  where it scored 0.990 of the previous recipe's validation MSE, ahead on five of six cells.
+- a learned cycle (``model.cycle_length="auto"``: a day of the data's step, or a week where the
+  recipe's start with a weekly cycle scores the lower validation loss (CycleNet reads weekly
+  cycles off electricity and traffic); none where the data have no calendar or a step of a day
+  or more; CycleNet, Lin et al., NeurIPS 2024, https://arxiv.org/abs/2409.18479), started at
+  the mean of each phase over the training windows (``TrainConfig.cycle_init="mean"``): the
+  daily cycle was chosen by a third validation search over the same cells
+  (``experiments/candidates/cycle_init.yaml``, ``experiments/results/cycle_search/``), where it
+  scored 0.990 of the previous recipe's validation MSE, ahead on five of six cells.
   Started at zero, as CycleNet starts it, the cycle scored within noise of no cycle.
 - the closed-form start is weighted by each window's RevIN variance
   (``TrainConfig.shortcut_init="weighted_least_squares"``: the squared error of the
@@ -51,10 +53,10 @@ explicitly always win; ``TrainConfig(recipe="none")`` turns the recipe off.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from tsattn.data.timefeatures import daily_cycle
+from tsattn.data.timefeatures import cycle_lengths
 
 __all__ = [
     "DEFAULT_LR",
@@ -101,17 +103,25 @@ def resolve_model_options(
     options: Mapping[str, Any],
     recipe: str = "auto",
     freq: str | None = None,
+    choose_cycle: Callable[[dict[str, Any], tuple[int, ...]], int] | None = None,
 ) -> dict[str, Any]:
     """The recipe's settings for this data (none for ``recipe="none"`` or the ``mtgnn``
     protocol) overlaid by the explicit ``options``.
 
     Asking for the learned graph (``graph=True``) switches channel independence off unless it
     is set too, since a channel-independent model has no graph to learn.
-    ``cycle_length="auto"`` becomes the data's daily cycle (:func:`~tsattn.data.daily_cycle` of
-    the step ``freq``: 24 for hourly data; 0, no cycle, where there is none), under any protocol.
+    ``cycle_length="auto"`` becomes one of the cycles the step ``freq`` allows
+    (:func:`~tsattn.data.cycle_lengths`: a day or a week of hourly data; 0, no cycle, where
+    there is none), under any protocol: ``choose_cycle(options, lengths)`` picks it where there
+    are several (the trainer scores the closed-form start of each on the validation windows:
+    :func:`tsattn.train.trainer.choose_cycle_length`); without it, the day.
 
     >>> resolve_model_options("mtgnn", 8, 3, {"cycle_length": "auto"}, freq="15min")
     {'cycle_length': 96}
+    >>> weekly = resolve_model_options("mtgnn", 8, 3, {"cycle_length": "auto"}, freq="h",
+    ...                                choose_cycle=lambda options, lengths: lengths[-1])
+    >>> weekly
+    {'cycle_length': 168}
     """
     if recipe not in RECIPES:
         raise ValueError(
@@ -124,7 +134,11 @@ def resolve_model_options(
             resolved["channel_independent"] = False
     resolved.update(options)
     if resolved.get("cycle_length") == "auto":
-        resolved["cycle_length"] = daily_cycle(freq)
+        lengths = cycle_lengths(freq)
+        if choose_cycle is not None and len(lengths) > 1:
+            resolved["cycle_length"] = choose_cycle(resolved, lengths)
+        else:
+            resolved["cycle_length"] = lengths[0] if lengths else 0
     return resolved
 
 

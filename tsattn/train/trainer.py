@@ -29,7 +29,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,10 @@ __all__ = [
     "TrainResult",
     "build_datamodule",
     "build_trainer",
+    "choose_cycle_length",
     "fit_datamodule",
     "fit_start",
+    "mean_loss",
     "scaler_affine",
 ]
 
@@ -132,19 +134,29 @@ class StartCheckpoint(pl.Callback):
             return
         limit, available = trainer.limit_val_batches, len(self.val_loader)
         batches = min(available, limit) if isinstance(limit, int) else int(available * limit)
-        was_training = pl_module.training
-        pl_module.eval()
-        total, count = 0.0, 0
-        with torch.no_grad(), trainer.precision_plugin.val_step_context():
-            for _, batch in zip(range(batches), self.val_loader, strict=False):
-                x, y, x_mark, step = _unpack(pl_module.transfer_batch_to_device(
-                    batch, pl_module.device, 0))  # fmt: skip
-                loss = pl_module._loss(pl_module(x, x_mark, step), y)
-                total, count = total + float(loss) * len(x), count + len(x)
-        pl_module.train(was_training)
-        if count:
-            self.score = total / count
+        with trainer.precision_plugin.val_step_context():
+            self.score = mean_loss(pl_module, self.val_loader, batches)
+        if self.score is not None:
             trainer.save_checkpoint(self.path(trainer), weights_only=True)
+
+
+def mean_loss(
+    module: ForecastModule, loader: torch.utils.data.DataLoader, batches: int | None = None
+) -> float | None:
+    """``module``'s training loss (``val_loss``) over the first ``batches`` of ``loader`` (all
+    by default), averaged per window, in eval mode and without gradients; ``None`` without
+    windows."""
+    was_training = module.training
+    module.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for _, batch in zip(range(len(loader) if batches is None else batches), loader,
+                            strict=False):  # fmt: skip
+            x, y, x_mark, step = _unpack(module.transfer_batch_to_device(batch, module.device, 0))
+            loss = module._loss(module(x, x_mark, step), y)
+            total, count = total + float(loss) * len(x), count + len(x)
+    module.train(was_training)
+    return total / count if count else None
 
 
 def build_trainer(
@@ -387,6 +399,41 @@ def fit_start(
     return fitted
 
 
+def choose_cycle_length(
+    make_module: Callable[[int], ForecastModule],
+    lengths: Sequence[int],
+    train_loader: torch.utils.data.DataLoader,
+    val_loader: torch.utils.data.DataLoader,
+    *,
+    weighted: bool = False,
+) -> tuple[int, dict[int, float]]:
+    """The cycle of ``lengths`` (``MTGNNConfig.cycle_length="auto"``) whose closed-form start
+    scores the lowest validation loss, and every candidate's score.
+
+    ``make_module(length)`` builds the module with that cycle; each is started as training
+    starts it (:func:`fit_start`: the cycle at its phase means, the shortcut at what the cycle
+    leaves) and scored on ``val_loader`` (:func:`mean_loss`, the ``val_loss`` that early
+    stopping and ``keep_start`` read). The candidates are built with the global random state
+    saved and restored, so the model that then trains starts and sees its batches as it would
+    without the choice.
+    A cycle is a candidate only where the training series covers it at least twice; the
+    shortest always is. CycleNet (Lin et al., NeurIPS 2024) reads the cycle off the
+    autocorrelation of the data; scoring the fitted cycles on held-out windows makes the same
+    choice with the model's own criterion.
+    """
+    x, y, *_ = train_loader.dataset[0]
+    span = len(train_loader.dataset) + x.shape[0] + y.shape[0] - 1  # steps the windows cover
+    candidates = [w for i, w in enumerate(lengths) if i == 0 or 2 * w <= span]
+    scores = {}
+    with torch.random.fork_rng(devices=[]):  # building and iterating the loaders draw from it
+        for length in candidates:
+            module = make_module(length)
+            fit_start(module.model, train_loader, weighted=weighted)
+            score = mean_loss(module, val_loader)
+            scores[length] = math.inf if score is None or not math.isfinite(score) else score
+    return min(scores, key=lambda w: (scores[w], w)), scores
+
+
 def _resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | None:
     """The checked checkpoint to resume from: ``"last"`` is ``checkpoints/last.ckpt`` of
     ``run_dir`` (``None``, a fresh start, when there is none, as in Lightning)."""
@@ -418,35 +465,54 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     protocol = _protocol_of(datamodule)
     cfg = dataclasses.replace(cfg, loss=resolve_loss(protocol, cfg.loss, cfg.recipe),
                               lr=resolve_lr(protocol, cfg.lr, cfg.recipe))  # fmt: skip
+    loc, scale = scaler_affine(getattr(datamodule, "scaler", None), datamodule.num_nodes)
+    plan = getattr(datamodule, "plan", None)
+    gap = plan.geometry.gap if plan is not None else 0
+
+    def make_module(options: Mapping[str, Any]) -> ForecastModule:
+        model_config = MTGNNConfig(
+            num_nodes=datamodule.num_nodes,
+            seq_len=seq_len,
+            horizon=datamodule.output_length,
+            time_features=datamodule.n_time_features if use_time_features else 0,
+            **options,
+        )
+        if model_config.cycle_length and gap:
+            raise ValueError(
+                f"model.cycle_length={model_config.cycle_length} needs forecasts that follow "
+                f"the input directly, but protocol {protocol!r} skips {gap} steps: use "
+                "model.cycle_length=0 with this protocol."
+            )
+        return module_class(
+            model_config.to_dict(),
+            cfg.to_dict(),
+            metric_space="original" if protocol == "mtgnn" else "scaled",
+            scaler_loc=loc,
+            scaler_scale=scale,
+        )
+
+    has_val = counts.get("val", 0) > 0
+    loader = datamodule.train_dataloader()
+    cycle_scores: dict[int, float] = {}
+
+    def choose_cycle(options: dict[str, Any], lengths: tuple[int, ...]) -> int:
+        """The cycle whose closed-form start validates best (the first without a start to
+        score: no validation windows, a cycle started at zero, or a gap)."""
+        if not has_val or cfg.cycle_init != "mean" or gap:
+            return lengths[0]
+        length, scores = choose_cycle_length(
+            lambda w: make_module({**options, "cycle_length": w}), lengths, loader,
+            datamodule.val_dataloader(), weighted=cfg.shortcut_init == "weighted_least_squares",
+        )  # fmt: skip
+        cycle_scores.update(scores)
+        return length
+
     model_options = resolve_model_options(
         protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe,
-        freq=getattr(datamodule, "freq", None),
+        freq=getattr(datamodule, "freq", None), choose_cycle=choose_cycle,
     )  # fmt: skip
-    model_config = MTGNNConfig(
-        num_nodes=datamodule.num_nodes,
-        seq_len=seq_len,
-        horizon=datamodule.output_length,
-        time_features=datamodule.n_time_features if use_time_features else 0,
-        **model_options,
-    )
-    plan = getattr(datamodule, "plan", None)
-    if model_config.cycle_length and plan is not None and plan.geometry.gap:
-        raise ValueError(
-            f"model.cycle_length={model_config.cycle_length} needs forecasts that follow the "
-            f"input directly, but protocol {protocol!r} skips {plan.geometry.gap} steps: use "
-            "model.cycle_length=0 with this protocol."
-        )
-    loc, scale = scaler_affine(getattr(datamodule, "scaler", None), datamodule.num_nodes)
-    module = module_class(
-        model_config.to_dict(),
-        cfg.to_dict(),
-        metric_space="original" if protocol == "mtgnn" else "scaled",
-        scaler_loc=loc,
-        scaler_scale=scale,
-    )
-    has_val = counts.get("val", 0) > 0
+    module = make_module(model_options)
     resume_from = _resume_path(ckpt_path, run_dir)
-    loader = datamodule.train_dataloader()
     fitted = {}
     if resume_from is None:
         fitted = fit_start(module.model, loader, shortcut=cfg.shortcut_init != "random",
@@ -475,6 +541,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         )
     best_path = best.best_model_path if best is not None and best.best_model_path else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+    metrics.update({f"start_val_loss_cycle{w}": score for w, score in cycle_scores.items()})
     best_score = float(best.best_model_score) if best_path else math.inf
     if start is not None and start.score is not None:
         metrics["start_val_loss"] = start.score
