@@ -41,6 +41,9 @@ POLICIES: dict[str, dict[str, str | None]] = {
     "PASSIVE + GOMP_SPINCOUNT=1000": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"},
     "GOMP_SPINCOUNT=30000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "30000"},
     "GOMP_SPINCOUNT=100000": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "100000"},
+    # One thread has no partner to wait for: no policy applies, and a small model may lose
+    # little of its quiet speed.
+    "OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None},
 }
 
 COMPETITOR = (
@@ -81,6 +84,7 @@ def child(steps: int, model: str) -> None:
 def run_cell(policy: dict[str, str | None], steps: int, competing: bool, model: str) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env.pop("OMP_NUM_THREADS", None)  # 2 threads, the machine's cores, unless a policy says
     for name, value in policy.items():
         env.pop(name, None)
         if value is not None:
@@ -135,9 +139,10 @@ def main(argv: list[str] | None = None) -> None:
 
     header = (
         f"cpu, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
-        f"threads per process; ETTh1-like {args.model} model, median of {args.steps} steps per "
-        "cell; competitor: 2-thread matrix products, default OpenMP policy; load average before / "
-        f"after: {load_before:.1f} / {os.getloadavg()[0]:.1f}"
+        f"threads per process unless the row sets OMP_NUM_THREADS; ETTh1-like {args.model} "
+        f"model, median of {args.steps} steps per cell; competitor: 2-thread matrix products, "
+        "default OpenMP policy; load average before / after: "
+        f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"
     )
     headers = ["OpenMP wait policy", "quiet ms", "x default quiet",
                "beside competitor ms", "x quiet", "slowest step beside competitor ms"]  # fmt: skip
