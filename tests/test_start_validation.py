@@ -1,0 +1,41 @@
+"""experiments/start_validation.py: the fits of the start it compares are variations of the
+trainer's own fit, and the cycle it reports is the trainer's choice."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.experiment_scripts import load_experiment
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_experiment("start_validation")
+
+
+def _hourly(rows: int = 1200) -> pd.DataFrame:
+    hours = np.arange(rows)
+    g = np.random.default_rng(0)
+    values = np.stack([np.sin(2 * np.pi * hours / 24) + g.normal(0, 0.3, rows),
+                       np.cos(2 * np.pi * hours / 24) + g.normal(0, 0.3, rows)], 1)  # fmt: skip
+    return pd.DataFrame(values, index=pd.date_range("2024-01-01", periods=rows, freq="h"))
+
+
+def test_refit_with_the_trainers_settings_is_the_trainers_start(script):
+    dm, model = script.started(_hourly(), 12, True, None)
+    before = {k: v.clone() for k, v in model.shortcut.state_dict().items()}
+    script.refit(model, dm, ridge=1e-4, robust=False)
+    for key, value in model.shortcut.state_dict().items():
+        torch.testing.assert_close(value, before[key], atol=1e-5, rtol=1e-4)
+    script.refit(model, dm, ridge=1e-4, robust=True)
+    assert (model.shortcut.linear.weight - before["linear.weight"]).abs().max() > 1e-4
+
+
+def test_variants_rows_score_every_fit(script):
+    row = script.variants(_hourly(), 12, None)
+    assert row[1] == "12"
+    mse = [float(cell.split(" / ")[0]) for cell in row[2:]]
+    assert len(mse) == len(script.VARIANTS)
+    assert mse[0] == pytest.approx(script.start_val(_hourly(), 12, True, None)[0], abs=5e-5)
+    assert len(set(mse)) > 1
