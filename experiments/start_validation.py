@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -214,39 +215,42 @@ def main(argv: list[str] | None = None) -> None:
                  args.out)  # fmt: skip
 
 
-def cycles(args: argparse.Namespace, root: str | None) -> None:
+def report(args: argparse.Namespace, row: Callable[[str, int], list[str]], name: str,
+           section: str, headers: list[str], header: str, default: Path) -> None:  # fmt: skip
+    """One ``row(dataset, horizon)`` per dataset and horizon of ``args``, printed as they come
+    and written as the report ``name`` (to ``--out`` when given, else to ``default``)."""
     rows = []
     for dataset in args.datasets.split(","):
         for horizon in [int(h) for h in args.horizons.split(",")]:
-            rows.append(cycle_choice(dataset, horizon, root))
+            rows.append(row(dataset, horizon))
             print(" | ".join(rows[-1]), flush=True)
-    headers = ["dataset", "H", "day: val_loss / MSE", "week: val_loss / MSE", "chosen"]
+    out = args.out if args.out != DEFAULT_OUT else default
+    write_report(name, header, [(section, markdown(headers, rows))], out)
+
+
+def cycles(args: argparse.Namespace, root: str | None) -> None:
     header = (
         f"cpu, torch {torch.__version__}; tslib protocol, L=96; the recipe's closed-form start "
         "with each cycle that model.cycle_length=auto chooses from (a day and a week of the "
         "data's step), scored on every validation window in scaled units: val_loss (L1, what "
         "the choice reads) / MSE; chosen: the cycle the trainer keeps"
     )
-    out = args.out if args.out != DEFAULT_OUT else ROOT / "experiments/results/cycle_choice.md"
-    write_report("cycle_choice", header, [("Cycle chosen on validation", markdown(headers, rows))],
-                 out)  # fmt: skip
+    report(args, lambda dataset, horizon: cycle_choice(dataset, horizon, root), "cycle_choice",
+           "Cycle chosen on validation",
+           ["dataset", "H", "day: val_loss / MSE", "week: val_loss / MSE", "chosen"], header,
+           ROOT / "experiments/results/cycle_choice.md")  # fmt: skip
 
 
 def other_fits(args: argparse.Namespace, root: str | None) -> None:
-    rows = []
-    for dataset in args.datasets.split(","):
-        for horizon in [int(h) for h in args.horizons.split(",")]:
-            rows.append(variants(dataset, horizon, root))
-            print(" | ".join(rows[-1]), flush=True)
     header = (
         f"cpu, torch {torch.__version__}; tslib protocol, L=96; validation MSE / MAE in scaled "
         "units, every validation window, of the recipe's closed-form start (daily cycle at its "
         "phase means, shortcut fitted to what it leaves) with the shortcut fitted each way; "
         "none of these fits became the default"
     )
-    out = args.out if args.out != DEFAULT_OUT else ROOT / "experiments/results/start_search/fits.md"
-    write_report("start_fits", header, [("Fits of the shortcut", markdown(
-        ["dataset", "H", *VARIANTS], rows))], out)  # fmt: skip
+    report(args, lambda dataset, horizon: variants(dataset, horizon, root), "start_fits",
+           "Fits of the shortcut", ["dataset", "H", *VARIANTS], header,
+           ROOT / "experiments/results/start_search/fits.md")  # fmt: skip
 
 
 if __name__ == "__main__":
