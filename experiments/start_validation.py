@@ -152,21 +152,16 @@ def cycle_choice(dataset: str, horizon: int, root: str | None) -> list[str]:
         return ForecastModule(config.to_dict(), train)
 
     lengths = cycle_lengths(dm.freq)
-    chosen, scores = choose_cycle_length(make_module, lengths, dm.train_dataloader(),
-                                         dm.val_dataloader(), weighted=True)  # fmt: skip
+    chosen, val_loss = choose_cycle_length(make_module, lengths, dm.train_dataloader(),
+                                           dm.val_dataloader(), weighted=True)  # fmt: skip
     row = [dataset, str(horizon)]
     for length in lengths:
-        if length not in scores:
+        if length not in val_loss:
             row.append("not a candidate")
             continue
-        module = make_module(length)
-        fit_start(module.model, dm.train_dataloader(), weighted=True)
-        squared, count = 0.0, 0
-        with torch.no_grad():
-            for x, y, marks, step in dm.val_dataloader():
-                squared += ((module(x, marks, step) - y) ** 2).sum().item()
-                count += y.numel()
-        row.append(f"{length}: {scores[length]:.4f} / {squared / count:.4f}")
+        model = make_module(length).model
+        fit_start(model, dm.train_dataloader(), weighted=True)
+        row.append(f"{length}: {val_loss[length]:.4f} / {scores(model.eval(), dm)[0]:.4f}")
     return [*row, str(chosen)]
 
 
@@ -195,24 +190,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.variants:
         other_fits(args, root)
         return
-    rows = []
-    for dataset in args.datasets.split(","):
-        for horizon in [int(h) for h in args.horizons.split(",")]:
-            row = [dataset, str(horizon)]
-            for start, candidate in STARTS.items():
-                mse, mae = start_val(dataset, horizon, start == "weighted_least_squares", root)
-                row += [f"{mse:.4f} / {mae:.4f}", trained(args.cells, candidate, dataset, horizon)]
-            rows.append(row)
-            print(" | ".join(row), flush=True)
-    headers = ["dataset", "H", "least_squares start", "trained from it (default)",
-               "weighted_least_squares start", "trained from it (wls)"]  # fmt: skip
+
+    def row(dataset: str, horizon: int) -> list[str]:
+        cells = [dataset, str(horizon)]
+        for start, candidate in STARTS.items():
+            mse, mae = start_val(dataset, horizon, start == "weighted_least_squares", root)
+            cells += [f"{mse:.4f} / {mae:.4f}", trained(args.cells, candidate, dataset, horizon)]
+        return cells
+
     header = (
         f"cpu, torch {torch.__version__}; tslib protocol, L=96; validation MSE / MAE in scaled "
         "units, every validation window; start: the recipe model before any training step; "
         f"trained: the best checkpoint of the search cell ({args.cells or 'none given'})"
     )
-    write_report("start_validation", header, [("Closed-form start alone", markdown(headers, rows))],
-                 args.out)  # fmt: skip
+    report(args, row, "start_validation", "Closed-form start alone",
+           ["dataset", "H", "least_squares start", "trained from it (default)",
+            "weighted_least_squares start", "trained from it (wls)"], header,
+           DEFAULT_OUT)  # fmt: skip
 
 
 def report(args: argparse.Namespace, row: Callable[[str, int], list[str]], name: str,

@@ -39,3 +39,13 @@ def test_variants_rows_score_every_fit(script):
     assert len(mse) == len(script.VARIANTS)
     assert mse[0] == pytest.approx(script.start_val(_hourly(), 12, True, None)[0], abs=5e-5)
     assert len(set(mse)) > 1
+
+
+def test_cycle_choice_reports_the_trainers_choice_with_both_scores(script):
+    row = script.cycle_choice(_hourly(), 12, None)
+    day, week, chosen = row[2:]
+    assert day.startswith("24: ") and week.startswith("168: ")
+    loss = {
+        int(cell.split(":")[0]): float(cell.split(": ")[1].split(" / ")[0]) for cell in (day, week)
+    }
+    assert int(chosen) == min(loss, key=loss.get) == 24  # a daily sine: the day validates better
