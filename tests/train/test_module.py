@@ -84,3 +84,38 @@ def test_exponential_schedule_halves_lr_each_epoch():
     sched = config["lr_scheduler"]["scheduler"]
     sched.step()
     assert sched.get_last_lr() == [pytest.approx(0.05)]
+
+
+class CountingValidation(ForecastModule):
+    """Counts validation runs during fitting (the final re-validation is not a fit's)."""
+
+    checks: list[int]
+
+    def on_validation_epoch_end(self):
+        super().on_validation_epoch_end()
+        if self.trainer.training or self.trainer.state.fn == "fit":
+            type(self).checks.append(self.global_step)
+
+
+def test_val_checks_per_epoch_validates_between_epochs(toy, tmp_path):
+    CountingValidation.checks = []
+    result = _fit(toy, tmp_path, CountingValidation, max_steps=-1, max_epochs=2,
+                  val_checks_per_epoch=2, keep_start=False)  # fmt: skip
+    batches = len(toy.train_dataloader())
+    half = batches // 2
+    assert CountingValidation.checks == [half, batches, batches + half, 2 * batches]
+    assert len(result.epoch_seconds) == 2  # epochs are still epochs
+    stopping = [c for c in result.trainer.callbacks if type(c).__name__ == "EarlyStopping"]
+    assert stopping == []  # patience=0 in _fit: off
+
+
+def test_patience_counts_epochs_whatever_the_checks_per_epoch(toy, tmp_path):
+    result = _fit(toy, tmp_path / "a", max_steps=-1, max_epochs=1, patience=3,
+                  val_checks_per_epoch=4)  # fmt: skip
+    (stopping,) = [c for c in result.trainer.callbacks if type(c).__name__ == "EarlyStopping"]
+    assert stopping.patience == 12
+
+
+def test_val_checks_per_epoch_must_be_positive():
+    with pytest.raises(ValueError, match="train.val_checks_per_epoch=0 must be >= 1"):
+        TrainConfig(val_checks_per_epoch=0)

@@ -126,8 +126,11 @@ class TrainConfig(_Section):
     multiplies the learning rate by ``lr_decay`` after every epoch (the Time-Series-Library
     recipe halves it: ``lr_decay=0.5``), ``cosine`` anneals it to 0
     over ``max_epochs``, ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off).
-    ``patience`` is early stopping on ``val_loss`` (0 = off); the best checkpoint is reloaded
-    before testing. ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n
+    ``patience`` is early stopping on ``val_loss`` (0 = off), in epochs; the best checkpoint is
+    reloaded before testing. ``val_checks_per_epoch`` scores the validation windows that many
+    times per epoch, at evenly spaced steps, so that the best checkpoint and early stopping see
+    the model between epochs too (Lightning's ``val_check_interval``; ``patience`` then counts
+    ``patience * val_checks_per_epoch`` checks). ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n
     optimiser steps, for resuming a killed run mid-epoch. ``recipe="auto"`` builds the model of
     the long-horizon recipe (:mod:`tsattn.train.recipe`) under the ``tslib`` and ``holdout``
     protocols, where model settings are not given explicitly; ``"none"`` keeps
@@ -156,6 +159,7 @@ class TrainConfig(_Section):
     max_epochs: int = 10
     max_steps: int = -1
     patience: int = 3
+    val_checks_per_epoch: int = 1
     seed: int = 0
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -195,6 +199,10 @@ class TrainConfig(_Section):
             raise ValueError(
                 f"train.grad_clip={self.grad_clip}, train.weight_decay={self.weight_decay} and "
                 f"train.patience={self.patience} must be >= 0 (0 turns each off)."
+            )
+        if self.val_checks_per_epoch < 1:
+            raise ValueError(
+                f"train.val_checks_per_epoch={self.val_checks_per_epoch} must be >= 1."
             )
         if self.num_nodes < 1:
             raise ValueError(f"train.num_nodes={self.num_nodes} must be >= 1 (machines).")

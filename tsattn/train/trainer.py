@@ -170,8 +170,10 @@ def build_trainer(
     """A configured ``Trainer`` writing into ``run_dir``, and its ``best`` checkpoint callback.
 
     ``has_val=False`` (no validation windows) drops early stopping and the ``best`` checkpoint.
-    When ``max_steps`` ends training inside the first epoch (``batches_per_epoch`` known),
-    validation runs at that last step, so a short run still has a validated checkpoint.
+    Validation runs ``cfg.val_checks_per_epoch`` times per epoch, and early stopping waits
+    ``cfg.patience`` epochs' worth of checks. When ``max_steps`` ends training inside the first
+    epoch (``batches_per_epoch`` known), validation runs at that last step, so a short run still
+    has a validated checkpoint.
     """
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
@@ -187,7 +189,7 @@ def build_trainer(
                 EarlyStopping(
                     monitor="val_loss",
                     mode="min",
-                    patience=cfg.patience,
+                    patience=cfg.patience * cfg.val_checks_per_epoch,
                     check_on_train_epoch_end=False,
                 )
             )
@@ -201,7 +203,7 @@ def build_trainer(
             every_n_train_steps=cfg.checkpoint_every_n_steps,
         )
     )
-    val_check_interval = None
+    val_check_interval = 1.0 / cfg.val_checks_per_epoch if cfg.val_checks_per_epoch > 1 else None
     if batches_per_epoch and 0 < cfg.max_steps < batches_per_epoch:
         val_check_interval = cfg.max_steps
     trainer = pl.Trainer(
