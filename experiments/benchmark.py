@@ -17,10 +17,10 @@ Two modes:
 
 ::
 
-    # the README table: ETTh1/ETTh2 with 3 seeds, ETTm1/weather with 1
-    python experiments/benchmark.py --datasets ETTh1,ETTh2 --seeds 3 \\
+    # the README table: ETTh1/ETTh2/ETTm1 with 3 seeds, weather with 1
+    python experiments/benchmark.py --datasets ETTh1,ETTh2,ETTm1 --seeds 3 \\
         --out experiments/results/benchmark
-    python experiments/benchmark.py --datasets ETTm1,weather --seeds 1 \\
+    python experiments/benchmark.py --datasets weather --seeds 1 \\
         --out experiments/results/benchmark
     # the recipe search (validation windows only)
     python experiments/benchmark.py --validation-only \\
