@@ -21,7 +21,8 @@ the data's step), each as the trainer scores it
         --horizons 96,192,336,720
 
 ``--variants`` scores other fits of the weighted start's shortcut (a larger ridge penalty;
-iteratively reweighted least squares towards the L1 error the recipe trains on):
+iteratively reweighted least squares towards the L1 error the recipe trains on; recent windows
+weighted more; a map of reduced rank):
 
     python experiments/start_validation.py --variants --datasets ETTh1,ETTh2 --horizons 96,720
 """
@@ -87,17 +88,27 @@ def start_val(dataset: str, horizon: int, weighted: bool, root: str | None) -> t
     return scores(model, dm)
 
 
-def refit(model: MTGNN, dm: TimeSeriesDataModule, ridge: float, robust: bool) -> None:
+def refit(
+    model: MTGNN,
+    dm: TimeSeriesDataModule,
+    ridge: float = 1e-4,
+    robust: bool = False,
+    decay: float | None = None,
+) -> None:
     """Refit the shortcut to what the cycle leaves of the training windows, weighted as
     ``weighted_least_squares`` weights them (each window's RevIN variance), with relative
     penalty ``ridge``; ``robust`` weights each window's variable by its RevIN scale over its
     mean absolute residual under the current shortcut instead: one step of iteratively
     reweighted least squares towards the L1 error of the denormalised forecast, the loss the
-    recipe trains on."""
+    recipe trains on. ``decay`` also weights each window by ``exp(-age / decay)``, ``age`` its
+    distance before the last training window as a fraction of the training span: recent
+    windows count more, for data whose relation drifts towards the validation period."""
     loader = dm.train_dataloader()
     ordered = torch.utils.data.DataLoader(loader.dataset, batch_size=256,
                                           collate_fn=loader.collate_fn)  # fmt: skip
     seq_len, horizon = model.config.seq_len, model.config.horizon
+    steps = torch.cat([step for *_, step in ordered]).double()
+    first, span = steps.min(), (steps.max() - steps.min()).clamp(min=1.0)
 
     def windows():
         for x, y, _, step in ordered:
@@ -108,20 +119,52 @@ def refit(model: MTGNN, dm: TimeSeriesDataModule, ridge: float, robust: bool) ->
             scale = stats.std.squeeze(1)  # (B, N)
             if robust:
                 residual = (model.shortcut(xr) - yr).abs().mean(1)  # (B, N)
-                yield xr, yr, scale / residual.clamp(min=1e-3)
+                weight = scale / residual.clamp(min=1e-3)
             else:
-                yield xr, yr, scale**2
+                weight = scale**2
+            if decay is not None:
+                age = 1.0 - (step.double() - first) / span  # (B,): 0 the newest, 1 the oldest
+                weight = weight * torch.exp(-age / decay).to(weight.dtype)[:, None]
+            yield xr, yr, weight
 
     with torch.no_grad():
         model.shortcut.fit_least_squares(windows(), ridge=ridge)
 
 
-VARIANTS = {
+def reduce_rank(model: MTGNN, dm: TimeSeriesDataModule, rank: int) -> None:
+    """Project the shortcut's map onto the ``rank`` leading directions of its weighted fitted
+    values over the training windows (reduced-rank regression: the least-squares fit of rank
+    ``rank`` of the same weighted problem)."""
+    loader = dm.train_dataloader()
+    ordered = torch.utils.data.DataLoader(loader.dataset, batch_size=256,
+                                          collate_fn=loader.collate_fn)  # fmt: skip
+    seq_len = model.config.seq_len
+    moment = 0.0
+    with torch.no_grad():
+        for x, _, _, step in ordered:
+            xn, stats = model.revin.normalize(x)
+            fitted = model.shortcut(xn - model.cycle(step, 0, seq_len)).double()  # (B, H, N)
+            weighted = fitted * stats.std.double()  # the variance weights, as square roots
+            moment = moment + torch.einsum("bhn,bgn->hg", weighted, weighted)  # (H, H)
+        directions = torch.linalg.eigh(moment).eigenvectors[:, -rank:]  # (H, rank)
+        project = (directions @ directions.T).float()  # (H, H)
+        linear = model.shortcut.linear
+        linear.weight.copy_(project @ linear.weight)
+        linear.bias.copy_(project @ linear.bias)
+
+
+# name -> the refits applied in turn to the weighted start (keyword arguments of refit, or
+# {"rank": r} for reduce_rank)
+VARIANTS: dict[str, list[dict]] = {
     "weighted_least_squares (ridge 1e-4)": [],
-    "ridge 0.1": [(0.1, False)],
-    "ridge 1": [(1.0, False)],
-    "robust, 1 step": [(1e-4, True)],
-    "robust, 3 steps": [(1e-4, True)] * 3,
+    "ridge 0.1": [{"ridge": 0.1}],
+    "ridge 1": [{"ridge": 1.0}],
+    "robust, 1 step": [{"robust": True}],
+    "robust, 3 steps": [{"robust": True}] * 3,
+    "recent, decay 1": [{"decay": 1.0}],
+    "recent, decay 0.25": [{"decay": 0.25}],
+    "rank 8": [{"rank": 8}],
+    "rank 32": [{"rank": 32}],
 }
 
 
@@ -130,8 +173,11 @@ def variants(dataset: str, horizon: int, root: str | None) -> list[str]:
     row = [dataset, str(horizon)]
     for steps in VARIANTS.values():
         dm, model = started(dataset, horizon, True, root)
-        for ridge, robust in steps:
-            refit(model, dm, ridge, robust)
+        for step in steps:
+            if "rank" in step:
+                reduce_rank(model, dm, step["rank"])
+            else:
+                refit(model, dm, **step)
         mse, mae = scores(model, dm)
         row.append(f"{mse:.4f} / {mae:.4f}")
     return row

@@ -32,6 +32,26 @@ def test_refit_with_the_trainers_settings_is_the_trainers_start(script):
     assert (model.shortcut.linear.weight - before["linear.weight"]).abs().max() > 1e-4
 
 
+def test_recency_weights_reduce_to_the_start_when_the_decay_is_long(script):
+    dm, model = script.started(_hourly(), 12, True, None)
+    before = {k: v.clone() for k, v in model.shortcut.state_dict().items()}
+    script.refit(model, dm, decay=1e9)  # every window weighted alike again
+    for key, value in model.shortcut.state_dict().items():
+        torch.testing.assert_close(value, before[key], atol=1e-5, rtol=1e-4)
+    script.refit(model, dm, decay=0.05)  # the last weeks dominate: another map
+    assert (model.shortcut.linear.weight - before["linear.weight"]).abs().max() > 1e-4
+
+
+def test_reduce_rank_projects_the_map_onto_its_leading_directions(script):
+    dm, model = script.started(_hourly(), 12, True, None)
+    before = model.shortcut.linear.weight.clone()  # (H, L)
+    script.reduce_rank(model, dm, 12)  # full rank: the same map
+    torch.testing.assert_close(model.shortcut.linear.weight, before, atol=1e-5, rtol=1e-4)
+    script.reduce_rank(model, dm, 2)
+    assert torch.linalg.matrix_rank(model.shortcut.linear.weight, rtol=1e-4) == 2
+    assert torch.linalg.matrix_rank(before, rtol=1e-4) > 2
+
+
 def test_variants_rows_score_every_fit(script):
     row = script.variants(_hourly(), 12, None)
     assert row[1] == "12"

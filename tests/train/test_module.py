@@ -117,5 +117,5 @@ def test_patience_counts_epochs_whatever_the_checks_per_epoch(toy, tmp_path):
 
 
 def test_val_checks_per_epoch_must_be_positive():
-    with pytest.raises(ValueError, match="train.val_checks_per_epoch=0 must be >= 1"):
+    with pytest.raises(ValueError, match=r"train\.val_checks_per_epoch=0 must be >= 1"):
         TrainConfig(val_checks_per_epoch=0)

@@ -124,30 +124,30 @@ class TrainConfig(_Section):
     (:mod:`tsattn.train.recipe`), MSE elsewhere. ``lr``: a number, or ``auto``: the recipe's
     learning rate where it applies, MTGNN's 1e-3 elsewhere. ``lr_schedule``: ``exponential``
     multiplies the learning rate by ``lr_decay`` after every epoch (the Time-Series-Library
-    recipe halves it: ``lr_decay=0.5``), ``cosine`` anneals it to 0
-    over ``max_epochs``, ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off).
-    ``patience`` is early stopping on ``val_loss`` (0 = off), in epochs; the best checkpoint is
-    reloaded before testing. ``val_checks_per_epoch`` scores the validation windows that many
-    times per epoch, at evenly spaced steps, so that the best checkpoint and early stopping see
-    the model between epochs too (Lightning's ``val_check_interval``; ``patience`` then counts
-    ``patience * val_checks_per_epoch`` checks). ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n
-    optimiser steps, for resuming a killed run mid-epoch. ``recipe="auto"`` builds the model of
-    the long-horizon recipe (:mod:`tsattn.train.recipe`) under the ``tslib`` and ``holdout``
-    protocols, where model settings are not given explicitly; ``"none"`` keeps
-    ``MTGNNConfig``'s own defaults. ``shortcut_init`` starts a model's linear shortcut
-    (``MTGNNConfig.linear_shortcut``) at the closed-form least-squares fit of the training
-    windows (``least_squares``, Toner and Darlow, ICML 2024; see :mod:`tsattn.nn.shortcut`), at
-    the same fit with each window weighted by its RevIN variance, so that it minimises the
-    squared error of the denormalised forecast (``weighted_least_squares``), or at
-    ``nn.Linear``'s random draw (``random``); models without a shortcut ignore it.
-    ``cycle_init`` starts a model's learned cycle (``MTGNNConfig.cycle_length``) at the mean of
-    each phase over the training windows (``mean``; the shortcut is then fitted to what the
-    cycle leaves) or at zero (``zero``, as CycleNet does); models without a cycle ignore it.
-    ``shortcut_lr_scale`` is the learning rate of the shortcut and the cycle relative to ``lr``
-    (``0`` keeps them at their start and trains the rest of the model on what they leave).
-    ``keep_start``: a model started in closed form is scored on the validation windows before
-    its first step, like an epoch 0, and kept (``checkpoints/start.ckpt``) when no epoch's
-    ``val_loss`` beats it.
+    recipe halves it: ``lr_decay=0.5``), ``cosine`` anneals it to 0 over ``max_epochs``,
+    ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off). ``patience`` is early
+    stopping on ``val_loss`` (0 = off), in epochs; the best checkpoint is reloaded before
+    testing. ``val_checks_per_epoch`` scores the validation windows that many times per epoch,
+    at evenly spaced steps, so that the best checkpoint and early stopping see the model between
+    epochs too (Lightning's ``val_check_interval``; ``patience`` then counts ``patience *
+    val_checks_per_epoch`` checks). ``checkpoint_every_n_steps`` additionally writes
+    ``last.ckpt`` every n optimiser steps, for resuming a killed run mid-epoch.
+    ``recipe="auto"`` builds the model of the long-horizon recipe (:mod:`tsattn.train.recipe`)
+    under the ``tslib`` and ``holdout`` protocols, where model settings are not given
+    explicitly; ``"none"`` keeps ``MTGNNConfig``'s own defaults. ``shortcut_init`` starts a
+    model's linear shortcut (``MTGNNConfig.linear_shortcut``) at the closed-form least-squares
+    fit of the training windows (``least_squares``, Toner and Darlow, ICML 2024; see
+    :mod:`tsattn.nn.shortcut`), at the same fit with each window weighted by its RevIN variance,
+    so that it minimises the squared error of the denormalised forecast
+    (``weighted_least_squares``), or at ``nn.Linear``'s random draw (``random``); models without
+    a shortcut ignore it. ``cycle_init`` starts a model's learned cycle
+    (``MTGNNConfig.cycle_length``) at the mean of each phase over the training windows
+    (``mean``; the shortcut is then fitted to what the cycle leaves) or at zero (``zero``, as
+    CycleNet does); models without a cycle ignore it. ``shortcut_lr_scale`` is the learning rate
+    of the shortcut and the cycle relative to ``lr`` (``0`` keeps them at their start and trains
+    the rest of the model on what they leave). ``keep_start``: a model started in closed form is
+    scored on the validation windows before its first step, like an epoch 0, and kept
+    (``checkpoints/start.ckpt``) when no epoch's ``val_loss`` beats it.
     """
 
     loss: str = "auto"

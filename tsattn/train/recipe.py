@@ -41,7 +41,10 @@ that scored every candidate on validation windows only
   loss_dropout.yaml``, ``experiments/results/loss_search/``) kept L1 against MSE training
   (1.016) and the dropout of 0.3 against 0.5 (1.003);
   a sixth (``experiments/candidates/width_search.yaml``, ``experiments/results/width_search/``,
-  partial) kept the width against 16 and 32 channels (1.018, 1.022).
+  partial) kept the width against 16 and 32 channels (1.018, 1.022); a seventh
+  (``experiments/candidates/schedule_search.yaml``, ``experiments/results/schedule_search/``)
+  kept the schedule against a slower learning-rate decay (1.0008) and four validations per
+  epoch (``TrainConfig.val_checks_per_epoch``, 1.0000).
 
 It applies to the protocols ``tslib`` and ``holdout`` (user data forecast over many steps), not
 to ``mtgnn``, whose benchmark is reproduced with the paper's own model. Settings given
