@@ -88,6 +88,13 @@ def start_val(dataset: str, horizon: int, weighted: bool, root: str | None) -> t
     return scores(model, dm)
 
 
+def in_order(dm: TimeSeriesDataModule) -> torch.utils.data.DataLoader:
+    """The training windows in time order (the loader's own shuffling left alone)."""
+    loader = dm.train_dataloader()
+    return torch.utils.data.DataLoader(loader.dataset, batch_size=256,
+                                       collate_fn=loader.collate_fn)  # fmt: skip
+
+
 def refit(
     model: MTGNN,
     dm: TimeSeriesDataModule,
@@ -103,12 +110,11 @@ def refit(
     recipe trains on. ``decay`` also weights each window by ``exp(-age / decay)``, ``age`` its
     distance before the last training window as a fraction of the training span: recent
     windows count more, for data whose relation drifts towards the validation period."""
-    loader = dm.train_dataloader()
-    ordered = torch.utils.data.DataLoader(loader.dataset, batch_size=256,
-                                          collate_fn=loader.collate_fn)  # fmt: skip
+    ordered = in_order(dm)
     seq_len, horizon = model.config.seq_len, model.config.horizon
-    steps = torch.cat([step for *_, step in ordered]).double()
-    first, span = steps.min(), (steps.max() - steps.min()).clamp(min=1.0)
+    if decay is not None:  # the training span, for the windows' ages
+        steps = torch.cat([step for *_, step in ordered]).double()
+        first, span = steps.min(), (steps.max() - steps.min()).clamp(min=1.0)
 
     def windows():
         for x, y, _, step in ordered:
@@ -135,9 +141,7 @@ def reduce_rank(model: MTGNN, dm: TimeSeriesDataModule, rank: int) -> None:
     """Project the shortcut's map onto the ``rank`` leading directions of its weighted fitted
     values over the training windows (reduced-rank regression: the least-squares fit of rank
     ``rank`` of the same weighted problem)."""
-    loader = dm.train_dataloader()
-    ordered = torch.utils.data.DataLoader(loader.dataset, batch_size=256,
-                                          collate_fn=loader.collate_fn)  # fmt: skip
+    ordered = in_order(dm)
     seq_len = model.config.seq_len
     moment = 0.0
     with torch.no_grad():
