@@ -44,7 +44,10 @@ that scored every candidate on validation windows only
   partial) kept the width against 16 and 32 channels (1.018, 1.022); a seventh
   (``experiments/candidates/schedule_search.yaml``, ``experiments/results/schedule_search/``)
   kept the schedule against a slower learning-rate decay (1.0008) and four validations per
-  epoch (``TrainConfig.val_checks_per_epoch``, 1.0000).
+  epoch (``TrainConfig.val_checks_per_epoch``, 1.0000); an eighth
+  (``experiments/candidates/fusion_search.yaml``, ``experiments/results/fusion_search/``,
+  partial) kept MTGNN's skip connections against FPN (1.0018: 1.7% lower on ETTh1 at H=720,
+  2.5% higher on ETTm1 at H=96), ASFF and PANet (ETTh1 only: 0.998, 1.001).
 
 It applies to the protocols ``tslib`` and ``holdout`` (user data forecast over many steps), not
 to ``mtgnn``, whose benchmark is reproduced with the paper's own model. Settings given
