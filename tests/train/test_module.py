@@ -119,3 +119,35 @@ def test_patience_counts_epochs_whatever_the_checks_per_epoch(toy, tmp_path):
 def test_val_checks_per_epoch_must_be_positive():
     with pytest.raises(ValueError, match=r"train\.val_checks_per_epoch=0 must be >= 1"):
         TrainConfig(val_checks_per_epoch=0)
+
+
+class RecordingWeights(ForecastModule):
+    """Records the parameters after every optimiser step."""
+
+    steps: list[dict[str, torch.Tensor]]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        type(self).steps.append({k: p.detach().clone() for k, p in self.named_parameters()})
+
+
+def test_ema_decay_validates_and_returns_the_moving_average(toy, tmp_path):
+    RecordingWeights.steps = []
+    decay = 0.6
+    result = _fit(toy, tmp_path, RecordingWeights, ema_decay=decay, keep_start=False)
+    assert len(RecordingWeights.steps) == 4  # validated once, at the last step
+    average = dict(RecordingWeights.steps[0])  # the average starts at the first step's weights
+    for weights in RecordingWeights.steps[1:]:
+        average = {k: decay * average[k] + (1 - decay) * w for k, w in weights.items()}
+    final = dict(result.module.named_parameters())
+    last = RecordingWeights.steps[-1]
+    assert any(not torch.allclose(final[k], last[k]) for k in last)  # not the last step's
+    for name, value in average.items():
+        torch.testing.assert_close(final[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    best = torch.load(result.best_checkpoint, weights_only=True)["state_dict"]
+    torch.testing.assert_close(best["model.start_conv.weight"], average["model.start_conv.weight"])
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_ema_decay_must_lie_in_unit_interval(decay):
+    with pytest.raises(ValueError, match=r"train\.ema_decay=.* must lie in \[0, 1\)"):
+        TrainConfig(ema_decay=decay)

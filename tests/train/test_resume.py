@@ -25,21 +25,22 @@ class KillAt(pl.Callback):
             raise KilledError(f"killed at step {trainer.global_step}")
 
 
-def _fit(run_dir, checks=1, **kwargs):
+def _fit(run_dir, checks=1, ema=0.0, **kwargs):
     cfg = TrainConfig(max_epochs=3, progress_bar=False, checkpoint_every_n_steps=3, patience=0,
-                      val_checks_per_epoch=checks)  # fmt: skip
+                      val_checks_per_epoch=checks, ema_decay=ema)  # fmt: skip
     return fit_datamodule(ToyDataModule(), model={**TINY_MODEL, "dropout": 0.3}, train=cfg,
                           run_dir=run_dir, test=False, **kwargs)  # fmt: skip
 
 
-@pytest.mark.parametrize("checks", [1, 2])  # 2: validations inside the epochs too
-def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path, checks):
-    straight = _fit(tmp_path / "straight", checks)
+# checks=2: validations inside the epochs too; ema: the weight average resumes with the run
+@pytest.mark.parametrize(("checks", "ema"), [(1, 0.0), (2, 0.0), (1, 0.9)])
+def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path, checks, ema):
+    straight = _fit(tmp_path / "straight", checks, ema)
     with pytest.raises(KilledError):
-        _fit(tmp_path / "killed", checks, callbacks=[KillAt()])
+        _fit(tmp_path / "killed", checks, ema, callbacks=[KillAt()])
     last = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=True)
     assert last["global_step"] == 21  # the resume really starts mid-epoch
-    resumed = _fit(tmp_path / "killed", checks, ckpt_path="last")
+    resumed = _fit(tmp_path / "killed", checks, ema, ckpt_path="last")
     assert resumed.trainer.global_step == straight.trainer.global_step == 48
     a, b = straight.module.state_dict(), resumed.module.state_dict()
     assert a.keys() == b.keys()

@@ -130,8 +130,13 @@ class TrainConfig(_Section):
     testing. ``val_checks_per_epoch`` scores the validation windows that many times per epoch,
     at evenly spaced steps, so that the best checkpoint and early stopping see the model between
     epochs too (Lightning's ``val_check_interval``; ``patience`` then counts ``patience *
-    val_checks_per_epoch`` checks). ``checkpoint_every_n_steps`` additionally writes
-    ``last.ckpt`` every n optimiser steps, for resuming a killed run mid-epoch.
+    val_checks_per_epoch`` checks). ``ema_decay`` > 0 validates, checkpoints and returns an
+    exponential moving average of the weights over the optimiser steps instead of the last
+    step's weights (Polyak averaging: Polyak and Juditsky, SIAM J. Control Optim. 1992; each
+    step ``avg = ema_decay * avg + (1 - ema_decay) * weights``, Lightning's
+    ``EMAWeightAveraging``, which needs Lightning >= 2.6); 0 is off.
+    ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n optimiser steps, for
+    resuming a killed run mid-epoch.
     ``recipe="auto"`` builds the model of the long-horizon recipe (:mod:`tsattn.train.recipe`)
     under the ``tslib`` and ``holdout`` protocols, where model settings are not given
     explicitly; ``"none"`` keeps ``MTGNNConfig``'s own defaults. ``shortcut_init`` starts a
@@ -160,6 +165,7 @@ class TrainConfig(_Section):
     max_steps: int = -1
     patience: int = 3
     val_checks_per_epoch: int = 1
+    ema_decay: float = 0.0
     seed: int = 0
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -203,6 +209,11 @@ class TrainConfig(_Section):
         if self.val_checks_per_epoch < 1:
             raise ValueError(
                 f"train.val_checks_per_epoch={self.val_checks_per_epoch} must be >= 1."
+            )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(
+                f"train.ema_decay={self.ema_decay} must lie in [0, 1) (0 turns weight averaging "
+                "off; 0.99 averages over about 100 steps)."
             )
         if self.num_nodes < 1:
             raise ValueError(f"train.num_nodes={self.num_nodes} must be >= 1 (machines).")

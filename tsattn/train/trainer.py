@@ -2,7 +2,8 @@
 
 :func:`build_trainer` turns a :class:`~tsattn.train.config.TrainConfig` into a Lightning
 ``Trainer``: accelerator/devices/strategy/precision, early stopping on ``val_loss``, a ``best``
-checkpoint, a ``last`` checkpoint (every n steps when asked, for mid-epoch resume), gradient
+checkpoint, a ``last`` checkpoint (every n steps when asked, for mid-epoch resume), an
+exponential moving average of the weights when ``ema_decay`` asks for one, gradient
 clipping by global norm, a CSV logger, one progress bar for training (``progress_bar=False``
 silences it), several machines (``num_nodes``), and the
 :class:`~tsattn.train.resume.DeterministicResume` callback.
@@ -193,6 +194,8 @@ def build_trainer(
                     check_on_train_epoch_end=False,
                 )
             )
+    if cfg.ema_decay:
+        all_callbacks.append(_weight_averaging(cfg.ema_decay))
     if cfg.progress_bar:
         all_callbacks.append(TrainingProgressBar())
     all_callbacks.append(
@@ -231,6 +234,20 @@ def build_trainer(
         num_sanity_val_steps=0,
     )
     return trainer, best
+
+
+def _weight_averaging(decay: float) -> pl.Callback:
+    """Lightning's exponential moving average of the weights (``TrainConfig.ema_decay``): it
+    validates and checkpoints the average (``best.ckpt`` holds it, ``last.ckpt`` both, so a
+    resumed run continues the average) and leaves it in the model when training ends."""
+    try:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+    except ImportError:  # Lightning < 2.6
+        raise ValueError(
+            f"train.ema_decay={decay} needs Lightning >= 2.6 (its EMAWeightAveraging); this is "
+            f"Lightning {pl.__version__}: upgrade it, or set train.ema_decay=0."
+        ) from None
+    return EMAWeightAveraging(decay=decay)
 
 
 def build_datamodule(cfg: DataConfig, data: Any = None, **overrides: Any) -> TimeSeriesDataModule:
