@@ -7,7 +7,8 @@ import torch
 
 from tests.train.conftest import TINY_MODEL
 from tests.train.toy import ToyDataModule
-from tsattn.train import ForecastModule, TrainConfig, fit_datamodule
+from tsattn.train import ForecastModule, TrainConfig, fit_datamodule, recipe
+from tsattn.train.trainer import mean_loss
 
 
 class RecordingModule(ForecastModule):
@@ -116,9 +117,24 @@ def test_patience_counts_epochs_whatever_the_checks_per_epoch(toy, tmp_path):
     assert stopping.patience == 12
 
 
-def test_val_checks_per_epoch_must_be_positive():
-    with pytest.raises(ValueError, match=r"train\.val_checks_per_epoch=0 must be >= 1"):
-        TrainConfig(val_checks_per_epoch=0)
+@pytest.mark.parametrize(("protocol", "per_epoch"), [("holdout", 2), ("mtgnn", 1)])
+def test_auto_val_checks_follow_the_steps_per_epoch(tmp_path, monkeypatch, protocol, per_epoch):
+    # one check per VAL_EVERY_STEPS steps under the recipe's protocols, once per epoch elsewhere
+    monkeypatch.setattr(recipe, "VAL_EVERY_STEPS", 8)
+    CountingValidation.checks = []
+    dm = ToyDataModule(protocol=protocol)
+    batches = len(dm.train_dataloader())
+    assert batches == 16
+    _fit(dm, tmp_path, CountingValidation, max_steps=-1, max_epochs=1,
+         val_checks_per_epoch="auto", keep_start=False)  # fmt: skip
+    assert CountingValidation.checks == [batches * (i + 1) // per_epoch for i in range(per_epoch)]
+
+
+@pytest.mark.parametrize("checks", [0, "often"])
+def test_val_checks_per_epoch_must_be_positive_or_auto(checks):
+    with pytest.raises(ValueError, match=rf"train\.val_checks_per_epoch={checks!r}.* or 'auto'"):
+        TrainConfig(val_checks_per_epoch=checks)
+    assert TrainConfig(val_checks_per_epoch="3").val_checks_per_epoch == 3
 
 
 class RecordingWeights(ForecastModule):
@@ -145,6 +161,14 @@ def test_ema_decay_validates_and_returns_the_moving_average(toy, tmp_path):
         torch.testing.assert_close(final[name], value, rtol=1e-5, atol=1e-6, msg=name)
     best = torch.load(result.best_checkpoint, weights_only=True)["state_dict"]
     torch.testing.assert_close(best["model.start_conv.weight"], average["model.start_conv.weight"])
+    # validating again after the fit scores the model's weights as they are (the average is
+    # not swapped in again), here moved away from every average the fit saw
+    with torch.no_grad():
+        for p in result.module.parameters():
+            p.mul_(0.5)
+    again = result.trainer.validate(result.module, toy.val_dataloader(), verbose=False)[0]
+    expected = mean_loss(result.module, toy.val_dataloader())
+    assert again["val_loss"] == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("decay", [-0.1, 1.0])

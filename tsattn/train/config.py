@@ -130,7 +130,10 @@ class TrainConfig(_Section):
     testing. ``val_checks_per_epoch`` scores the validation windows that many times per epoch,
     at evenly spaced steps, so that the best checkpoint and early stopping see the model between
     epochs too (Lightning's ``val_check_interval``; ``patience`` then counts ``patience *
-    val_checks_per_epoch`` checks). ``ema_decay`` > 0 validates, checkpoints and returns an
+    val_checks_per_epoch`` checks); ``auto`` (the default): under the recipe, one check per 256
+    training steps of an epoch, at least one (:func:`tsattn.train.recipe.resolve_val_checks`:
+    one on ETTh1, four on ETTm1 at batch 32), once per epoch elsewhere.
+    ``ema_decay`` > 0 validates, checkpoints and returns an
     exponential moving average of the weights over the optimiser steps instead of the last
     step's weights (Polyak averaging: Polyak and Juditsky, SIAM J. Control Optim. 1992; each
     step ``avg = ema_decay * avg + (1 - ema_decay) * weights``, Lightning's
@@ -164,7 +167,7 @@ class TrainConfig(_Section):
     max_epochs: int = 10
     max_steps: int = -1
     patience: int = 3
-    val_checks_per_epoch: int = 1
+    val_checks_per_epoch: int | str = "auto"
     ema_decay: float = 0.0
     seed: int = 0
     precision: str = "32-true"
@@ -206,10 +209,16 @@ class TrainConfig(_Section):
                 f"train.grad_clip={self.grad_clip}, train.weight_decay={self.weight_decay} and "
                 f"train.patience={self.patience} must be >= 0 (0 turns each off)."
             )
-        if self.val_checks_per_epoch < 1:
-            raise ValueError(
-                f"train.val_checks_per_epoch={self.val_checks_per_epoch} must be >= 1."
-            )
+        checks = self.val_checks_per_epoch
+        if checks != "auto":
+            try:
+                self.val_checks_per_epoch = int(checks)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"train.val_checks_per_epoch={checks!r} is not a number or 'auto'."
+                ) from None
+            if self.val_checks_per_epoch < 1:
+                raise ValueError(f"train.val_checks_per_epoch={checks} must be >= 1 or 'auto'.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(
                 f"train.ema_decay={self.ema_decay} must lie in [0, 1) (0 turns weight averaging "

@@ -75,12 +75,15 @@ __all__ = [
     "resolve_loss",
     "resolve_lr",
     "resolve_model_options",
+    "resolve_val_checks",
 ]
 
 RECIPES = ("auto", "none")
 RECIPE_PROTOCOLS = ("tslib", "holdout")
 DEFAULT_LR = 1e-3  # MTGNN's, for its own protocol and recipe="none"
 RECIPE_LR = 3e-4  # experiments/results/shortcut_search
+#: under the recipe, ``val_checks_per_epoch="auto"`` validates once per this many training steps
+VAL_EVERY_STEPS = 256  # experiments/results/schedule_search
 
 
 def long_horizon_recipe(num_nodes: int, horizon: int) -> dict[str, Any]:
@@ -171,3 +174,25 @@ def resolve_lr(protocol: str, lr: float | str, recipe: str = "auto") -> float:
     if lr != "auto":
         return float(lr)
     return RECIPE_LR if recipe == "auto" and protocol in RECIPE_PROTOCOLS else DEFAULT_LR
+
+
+def resolve_val_checks(
+    protocol: str, checks: int | str, recipe: str = "auto", steps_per_epoch: int = 1
+) -> int:
+    """``train.val_checks_per_epoch`` as trained: ``auto`` under the recipe is one check per
+    :data:`VAL_EVERY_STEPS` training steps (at least one per epoch), so that the best
+    checkpoint is chosen at the same granularity in steps whatever the data's size; once per
+    epoch elsewhere. A number stays.
+
+    >>> resolve_val_checks("tslib", "auto", steps_per_epoch=264)  # ETTh1, batch 32
+    1
+    >>> resolve_val_checks("tslib", "auto", steps_per_epoch=1075)  # ETTm1, batch 32
+    4
+    >>> resolve_val_checks("mtgnn", "auto", steps_per_epoch=1075), resolve_val_checks("tslib", 2)
+    (1, 2)
+    """
+    if checks != "auto":
+        return int(checks)
+    if recipe == "auto" and protocol in RECIPE_PROTOCOLS:
+        return max(1, steps_per_epoch // VAL_EVERY_STEPS)
+    return 1

@@ -53,7 +53,12 @@ from tsattn.train.checkpoint import (
 from tsattn.train.config import DataConfig, TrainConfig
 from tsattn.train.module import ForecastModule, _unpack
 from tsattn.train.oversubscription import OversubscriptionWarning
-from tsattn.train.recipe import resolve_loss, resolve_lr, resolve_model_options
+from tsattn.train.recipe import (
+    resolve_loss,
+    resolve_lr,
+    resolve_model_options,
+    resolve_val_checks,
+)
 from tsattn.train.resume import DeterministicResume, resumable_loader
 
 __all__ = [
@@ -171,11 +176,15 @@ def build_trainer(
     """A configured ``Trainer`` writing into ``run_dir``, and its ``best`` checkpoint callback.
 
     ``has_val=False`` (no validation windows) drops early stopping and the ``best`` checkpoint.
-    Validation runs ``cfg.val_checks_per_epoch`` times per epoch, and early stopping waits
+    Validation runs ``cfg.val_checks_per_epoch`` times per epoch (``auto``, unresolved: once;
+    :func:`fit_datamodule` resolves it from the protocol and the steps per epoch with
+    :func:`~tsattn.train.recipe.resolve_val_checks`), and early stopping waits
     ``cfg.patience`` epochs' worth of checks. When ``max_steps`` ends training inside the first
     epoch (``batches_per_epoch`` known), validation runs at that last step, so a short run still
     has a validated checkpoint.
     """
+    if cfg.val_checks_per_epoch == "auto":  # fit_datamodule resolves it from the data first
+        cfg = dataclasses.replace(cfg, val_checks_per_epoch=1)
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     all_callbacks = list(callbacks)
@@ -247,7 +256,15 @@ def _weight_averaging(decay: float) -> pl.Callback:
             f"train.ema_decay={decay} needs Lightning >= 2.6 (its EMAWeightAveraging); this is "
             f"Lightning {pl.__version__}: upgrade it, or set train.ema_decay=0."
         ) from None
-    return EMAWeightAveraging(decay=decay)
+
+    class WeightAverage(EMAWeightAveraging):
+        def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            super().on_train_end(trainer, pl_module)
+            # The model holds its weights for good now (the best checkpoint is loaded next):
+            # a later trainer.validate() must score them, not swap the last average in.
+            self._average_model = None
+
+    return WeightAverage(decay=decay)
 
 
 def build_datamodule(cfg: DataConfig, data: Any = None, **overrides: Any) -> TimeSeriesDataModule:
@@ -547,6 +564,8 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     batches = len(train_loader)
     limit = cfg.limit_train_batches
     batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
+    checks = resolve_val_checks(protocol, cfg.val_checks_per_epoch, cfg.recipe, batches)
+    cfg = dataclasses.replace(cfg, val_checks_per_epoch=checks)
     trainer, best = build_trainer(
         cfg, run_dir, has_val=has_val, batches_per_epoch=batches, callbacks=extra
     )
