@@ -340,8 +340,10 @@ def summarize_test(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def summarize_search(
     results: pd.DataFrame, reference: str | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Validation MSE per candidate and (dataset, H); score = mean ratio to ``reference`` (by
-    default the candidate with the most cells) over the cells both have."""
+    """Validation MSE per candidate and (dataset, H), the mean over the seeds it has; score =
+    mean ratio to ``reference`` (by default the candidate with the most cells) over the
+    (dataset, H, seed) cells both have, so a candidate run on fewer seeds is compared seed by
+    seed."""
     pivot = results.pivot_table(
         index="candidate",
         columns=["dataset", "horizon"],
@@ -349,12 +351,18 @@ def summarize_search(
         aggfunc="mean",
         sort=False,
     )
+    paired = results.pivot_table(
+        index="candidate",
+        columns=["dataset", "horizon", "seed"],
+        values="val_mse",
+        aggfunc="mean",
+        sort=False,
+    )
     if reference is None or reference not in pivot.index:
-        reference = pivot.notna().sum(axis=1).idxmax()  # the most complete candidate
+        reference = paired.notna().sum(axis=1).idxmax()  # the most complete candidate
     pivot = pivot.loc[[reference, *(c for c in pivot.index if c != reference)]]
-    base = pivot.iloc[0]
-    complete = pivot.notna().all(axis=1)
-    score = (pivot / base).mean(axis=1).sort_values()
+    complete = paired.notna().all(axis=1)
+    score = (paired / paired.loc[reference]).mean(axis=1).sort_values()
     header = " | ".join(f"{d} {h}" for d, h in pivot.columns)
     lines = [
         f"| candidate | {header} | val MSE / {pivot.index[0]} |",
