@@ -186,7 +186,7 @@ def resolve_val_checks(
     checkpoint is chosen at the same granularity in steps whatever the data's size; once per
     epoch elsewhere. A number stays.
 
-    >>> resolve_val_checks("tslib", "auto", steps_per_epoch=264)  # ETTh1, batch 32
+    >>> resolve_val_checks("tslib", "auto", steps_per_epoch=265)  # ETTh1, batch 32
     1
     >>> resolve_val_checks("tslib", "auto", steps_per_epoch=1075)  # ETTm1, batch 32
     4

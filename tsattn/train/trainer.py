@@ -245,26 +245,33 @@ def build_trainer(
     return trainer, best
 
 
+try:  # Lightning >= 2.6
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+except ImportError:  # pragma: no cover - older Lightning: ema_decay raises below
+    EMAWeightAveraging = None
+
+if EMAWeightAveraging is not None:
+
+    class _WeightAverage(EMAWeightAveraging):
+        """Lightning's EMA, released when training ends: the model then holds its weights for
+        good (the best checkpoint is loaded next), so a later ``trainer.validate()`` scores
+        them instead of swapping the last average in."""
+
+        def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            super().on_train_end(trainer, pl_module)
+            self._average_model = None
+
+
 def _weight_averaging(decay: float) -> pl.Callback:
     """Lightning's exponential moving average of the weights (``TrainConfig.ema_decay``): it
     validates and checkpoints the average (``best.ckpt`` holds it, ``last.ckpt`` both, so a
     resumed run continues the average) and leaves it in the model when training ends."""
-    try:
-        from lightning.pytorch.callbacks import EMAWeightAveraging
-    except ImportError:  # Lightning < 2.6
+    if EMAWeightAveraging is None:
         raise ValueError(
             f"train.ema_decay={decay} needs Lightning >= 2.6 (its EMAWeightAveraging); this is "
             f"Lightning {pl.__version__}: upgrade it, or set train.ema_decay=0."
-        ) from None
-
-    class WeightAverage(EMAWeightAveraging):
-        def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-            super().on_train_end(trainer, pl_module)
-            # The model holds its weights for good now (the best checkpoint is loaded next):
-            # a later trainer.validate() must score them, not swap the last average in.
-            self._average_model = None
-
-    return WeightAverage(decay=decay)
+        )
+    return _WeightAverage(decay=decay)
 
 
 def build_datamodule(cfg: DataConfig, data: Any = None, **overrides: Any) -> TimeSeriesDataModule:
