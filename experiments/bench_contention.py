@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 
+GUARD = "TSATTN_BENCH_GUARD"  # set: the measured loop runs the fit's oversubscription guard
+
 # name -> environment set before torch loads (None: removed, the OpenMP default)
 POLICIES: dict[str, dict[str, str | None]] = {
     "default (active spin)": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None},
@@ -44,6 +46,10 @@ POLICIES: dict[str, dict[str, str | None]] = {
     # One thread has no partner to wait for: no policy applies, and a small model may lose
     # little of its quiet speed.
     "OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None},
+    # The training loop's own answer (tsattn.train.oversubscription.OversubscriptionGuard, as
+    # every CPU fit runs it): spin while quiet, one thread while the cores are shared.
+    "default + guard": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, GUARD: "1"},
+    "OMP_WAIT_POLICY=PASSIVE + guard": {"OMP_WAIT_POLICY": "PASSIVE", GUARD: "1"},
 }
 
 COMPETITOR = (
@@ -73,12 +79,51 @@ def child(steps: int, model: str) -> None:
     step, _ = model_step(make_config(spec), batch, torch.device("cpu"))
     for _ in range(2):
         step()
-    times = []
+    cell: dict = {"guarded": bool(os.environ.get(GUARD))}
+    guard = None
+    if cell["guarded"]:
+        from tsattn.train.oversubscription import OversubscriptionGuard
+
+        guard = OversubscriptionGuard()
+        # As in a fit: steps, the guard after each, until it acts (or ACT_WITHIN s: it did not).
+        start = time.perf_counter()
+        while not guard.shared and time.perf_counter() - start < ACT_WITHIN:
+            step()
+            guard.observe()
+        cell["acted_s"] = time.perf_counter() - start if guard.shared else None
+    times, bare = [], []
     for _ in range(steps):
         start = time.perf_counter()
         step()
+        if guard is not None:
+            guard.observe()
         times.append(time.perf_counter() - start)
-    print(json.dumps({"median": statistics.median(times), "max": max(times)}))
+        if guard is not None and not guard.shared:  # its price on a quiet machine, A/B
+            start = time.perf_counter()
+            step()
+            bare.append(time.perf_counter() - start)
+    cell.update(median=statistics.median(times), max=max(times), threads=torch.get_num_threads())
+    if bare:
+        cell["overhead"] = cell["median"] / statistics.median(bare)
+    print(json.dumps(cell))
+
+
+ACT_WITHIN = 6.0  # seconds of steps the guard is given to find the machine shared
+
+
+def _acted(cell: dict) -> str:
+    """What the guard did in a cell: how soon it moved to one thread, or its quiet price."""
+    if not cell.get("guarded"):
+        return "-"
+    if cell.get("acted_s") is None:
+        price = f", steps {cell['overhead']:.3f}x without it" if "overhead" in cell else ""
+        return f"kept {cell['threads']} threads{price}"
+    return f"{cell['threads']} thread after {cell['acted_s']:.1f} s"
+
+
+def _middle(cells: list[dict]) -> dict:
+    """The cell of median step time among a policy's rounds (its own guard record with it)."""
+    return sorted(cells, key=lambda c: c["median"])[(len(cells) - 1) // 2]
 
 
 def run_cell(policy: dict[str, str | None], steps: int, competing: bool, model: str) -> dict:
@@ -110,6 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="rounds over the policies; each cell reports the median over its rounds",
+    )  # fmt: skip
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "experiments/results/bench_contention.md"
     )
     parser.add_argument("--policies", help="comma-separated names of POLICIES (default: all)")
@@ -124,28 +173,38 @@ def main(argv: list[str] | None = None) -> None:
 
     load_before = os.getloadavg()[0]  # other work on the machine shows here
     chosen = args.policies.split(",") if args.policies else list(POLICIES)
-    rows, quiet = [], {}
+    runs: dict[str, list[tuple[dict, dict]]] = {name: [] for name in chosen}
+    for _ in range(args.repeats):  # round-robin: a drift of the machine touches every policy
+        for name in chosen:
+            alone = run_cell(POLICIES[name], args.steps, competing=False, model=args.model)
+            shared = run_cell(POLICIES[name], args.steps, competing=True, model=args.model)
+            runs[name].append((alone, shared))
+            print(name, json.dumps(alone), json.dumps(shared), flush=True)
+    rows = []
+    base = _middle([a for a, _ in runs.get("default (active spin)", runs[chosen[0]])])
     for name in chosen:
-        alone = run_cell(POLICIES[name], args.steps, competing=False, model=args.model)
-        shared = run_cell(POLICIES[name], args.steps, competing=True, model=args.model)
-        quiet[name] = alone["median"]
-        base = quiet.get("default (active spin)", alone["median"])
-        rows.append([name, f"{alone['median'] * 1e3:.1f}", f"{alone['median'] / base:.2f}",
+        alone = _middle([a for a, _ in runs[name]])
+        shared = _middle([b for _, b in runs[name]])
+        rows.append([name, f"{alone['median'] * 1e3:.1f}",
+                     f"{alone['median'] / base['median']:.2f}",
                      f"{shared['median'] * 1e3:.1f}",
                      f"**{shared['median'] / alone['median']:.2f}x**",
-                     f"{shared['max'] * 1e3:.0f}"])  # fmt: skip
+                     f"{shared['max'] * 1e3:.0f}",
+                     _acted(alone), _acted(shared)])  # fmt: skip
         print(" | ".join(rows[-1]), flush=True)
     import torch
 
     header = (
         f"cpu, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
         f"threads per process unless the row sets OMP_NUM_THREADS; ETTh1-like {args.model} "
-        f"model, median of {args.steps} steps per cell; competitor: 2-thread matrix products, "
+        f"model, median of {args.steps} steps per cell, median cell of {args.repeats} "
+        "round-robin round(s); competitor: 2-thread matrix products, "
         "default OpenMP policy; load average before / after: "
         f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"
     )
     headers = ["OpenMP wait policy", "quiet ms", "x default quiet",
-               "beside competitor ms", "x quiet", "slowest step beside competitor ms"]  # fmt: skip
+               "beside competitor ms", "x quiet", "slowest step beside competitor ms",
+               "guard, quiet", "guard, beside competitor"]  # fmt: skip
     write_report(
         "bench_contention", header, [("Training step, shared CPU", markdown(headers, rows))],
         args.out,

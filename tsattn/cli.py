@@ -39,12 +39,14 @@ from tsattn.train.config import RunConfig
 __all__ = ["build_parser", "main"]
 
 # OpenMP threads that spin while they wait turn a shared CPU into a 4-40x slowdown when another
-# process computes on the same cores (experiments/bench_contention.py). The tsattn command
-# waits passively unless the user chose a policy; OpenMP reads the setting when torch loads,
-# which the tsattn package has already done here, so main() restarts the computing commands
-# once with it set (children, such as DDP workers, inherit it from here).
+# process computes on the same cores, and passive waiting costs a quiet machine 10-45 % at small
+# shapes (experiments/bench_contention.py). A computing command that starts on a shared machine
+# therefore waits passively unless the user chose a policy; OpenMP reads the setting when torch
+# loads, which the tsattn package has already done here, so main() restarts the command once
+# with it set (children, such as DDP workers, inherit it). On a quiet machine the threads keep
+# spinning, and every CPU fit's OversubscriptionGuard moves training to one thread if other
+# work arrives later (tsattn/train/oversubscription.py).
 _USER_WAIT_POLICY = "OMP_WAIT_POLICY" in os.environ
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _COMPUTING_COMMANDS = ("fit", "test", "forecast", "ablate")
 
 
@@ -54,6 +56,11 @@ def _passive_restart(command: str | None, argv: list[str] | None) -> list[str] |
         return None  # called from Python, the user's own policy, or nothing to compute
     if os.name != "posix":
         return None
+    from tsattn.train.oversubscription import cores_shared
+
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if not cores_shared(int(threads) if threads.isdigit() else None):
+        return None  # a quiet machine: spinning threads are the fastest
     return [sys.executable, "-m", "tsattn.cli", *sys.argv[1:]]
 
 
@@ -447,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     restart = _passive_restart(args.command, argv)
     if restart is not None:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by OpenMP in the restarted process
         sys.stdout.flush()
         os.execv(restart[0], restart)
     try:

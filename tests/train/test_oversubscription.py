@@ -1,52 +1,140 @@
-"""The once-per-fit warning about oversubscribed CPU threads."""
+"""The guard that keeps CPU training fast when other processes compete for the cores."""
 
 import warnings
 
+import lightning.pytorch as pl
 import pytest
+import torch
 
-from tsattn.train.oversubscription import OversubscriptionWarning
+from tsattn.train import oversubscription
+from tsattn.train.oversubscription import OversubscriptionGuard, runnable_elsewhere
 
 
-def _feed(callback, steps):
+@pytest.fixture
+def set_threads(monkeypatch):
+    """The thread counts the guard sets, recorded instead of applied."""
+    calls = []
+    monkeypatch.setattr(oversubscription.torch, "set_num_threads", calls.append)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    return calls
+
+
+def _run(guard, others):
+    """Feed the guard one judgement per value of ``others``; the RuntimeWarnings it raised."""
+    values = iter(others)
+    guard.others = lambda: next(values)
+    guard.interval = 0.0  # every step looked at
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for seconds in steps:
-            callback.observe(seconds)
+        for _ in others:
+            guard.observe()
     return [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
-def test_slow_step_on_a_loaded_machine_warns_once_with_the_fix():
-    callback = OversubscriptionWarning(cores=2, load=lambda: 5.0)
-    caught = _feed(callback, [0.1] * 10 + [0.8] + [0.1] * 3 + [0.9])
-    assert len(caught) == 1
-    message = str(caught[0].message)
-    assert "8x the usual 0.100 s" in message and "OMP_WAIT_POLICY=PASSIVE" in message
+def test_shared_cores_move_the_fit_to_one_thread_and_warn_once(set_threads):
+    guard = OversubscriptionGuard(cores=2, threads=2)
+    caught = _run(guard, [0, 0, 2, 2, 2, 2])
+    assert guard.shared and guard.threads == 1 and set_threads == [1]
+    (warning,) = caught
+    message = str(warning.message)
+    assert "2 cores (2 of their threads runnable beside this fit's 2)" in message
+    assert "trains on one thread" in message and "OMP_WAIT_POLICY=PASSIVE" in message
 
 
-def test_slow_step_on_a_quiet_machine_does_not_warn():
-    callback = OversubscriptionWarning(cores=2, load=lambda: 1.5)
-    assert _feed(callback, [0.1] * 10 + [0.8]) == []
+def test_a_quiet_machine_keeps_the_threads(set_threads):
+    guard = OversubscriptionGuard(cores=2, threads=2)
+    assert _run(guard, [0] * 20) == [] and set_threads == [] and not guard.shared
 
 
-def test_steady_steps_on_a_loaded_machine_do_not_warn():
-    callback = OversubscriptionWarning(cores=2, load=lambda: 8.0)
-    assert _feed(callback, [0.1, 0.12, 0.11, 0.2] * 10) == []
+def test_a_passing_process_does_not_count_as_shared(set_threads):
+    """Three of five judgements (under ``votes=4``) are not enough: a short job, such as a
+    compiler or a git command, comes and goes."""
+    guard = OversubscriptionGuard(cores=2, threads=2)
+    assert _run(guard, [1, 0, 1, 0, 1, 0, 0, 1] * 3) == [] and set_threads == []
 
 
-def test_warmup_steps_are_not_judged():
-    callback = OversubscriptionWarning(cores=1, load=lambda: 4.0, warmup=5)
-    assert _feed(callback, [0.1, 0.1, 5.0]) == []
+def test_threads_come_back_when_the_others_have_gone_and_the_warning_stays_single(set_threads):
+    guard = OversubscriptionGuard(cores=2, threads=2)
+    caught = _run(guard, [2] * 4 + [2, 0, 0, 0, 0] + [0] * 5 + [3] * 4)
+    assert set_threads == [1, 2, 1] and guard.threads == 1 and len(caught) == 1
+
+
+def test_the_fit_ends_with_the_threads_it_started_with(set_threads):
+    guard = OversubscriptionGuard(cores=2, threads=2)
+    _run(guard, [2] * 4)
+    guard.on_train_end(None, None)
+    assert set_threads == [1, 2] and guard.threads == 2
+
+
+@pytest.mark.parametrize("how", ["env", "adapt", "one thread"])
+def test_the_users_choice_is_left_alone_and_only_warned_about(set_threads, monkeypatch, how):
+    threads = 2
+    if how == "env":
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    elif how == "adapt":
+        monkeypatch.setattr(OversubscriptionGuard, "adapt", False)
+    else:
+        threads = 1
+    guard = OversubscriptionGuard(cores=2, threads=threads)
+    (warning,) = _run(guard, [2] * 5)
+    assert guard.shared and set_threads == []
+    assert "spin-waiting threads can slow every step" in str(warning.message)
+
+
+def test_looks_are_spaced_by_the_interval(set_threads):
+    """Short steps are not all judged: one look per ``interval`` seconds of the clock."""
+    now = iter([0.0, 0.1, 0.2, 0.6, 0.7, 1.2, 1.3, 1.8, 2.4])
+    looks = []
+    guard = OversubscriptionGuard(cores=2, threads=2, clock=lambda: next(now),
+                                  others=lambda: looks.append(1) or 2)  # fmt: skip
+    with pytest.warns(RuntimeWarning):
+        for _ in range(9):
+            guard.observe()
+    assert len(looks) == 5 and set_threads == [1]  # at 0.0, 0.6, 1.2, 1.8, 2.4
 
 
 def test_bad_settings_raise():
-    with pytest.raises(ValueError, match="ratio=1 must be > 1"):
-        OversubscriptionWarning(ratio=1)
+    with pytest.raises(ValueError, match="votes=6 in"):
+        OversubscriptionGuard(window=5, votes=6)
+    with pytest.raises(ValueError, match="cores=0"):
+        OversubscriptionGuard(cores=0)
+    with pytest.raises(ValueError, match="interval=-1"):
+        OversubscriptionGuard(interval=-1)
 
 
-def test_the_message_quotes_the_load_it_judged():
-    """The load is read once: the message shows the value that exceeded the cores, unrounded
-    to the core count (2.04 on 2 cores reads 2.04, not 2.0)."""
-    loads = iter([2.04, 9.0])
-    callback = OversubscriptionWarning(cores=2, load=lambda: next(loads))
-    (caught,) = _feed(callback, [0.1] * 10 + [0.8])
-    assert "load average (2.04) exceeds this machine's 2 cores" in str(caught.message)
+def test_other_runnable_threads_are_counted_without_this_process():
+    """This test's own thread is running while it reads, and is not counted."""
+    count = runnable_elsewhere()
+    assert count >= 0 and isinstance(count, int | float)
+
+
+def test_a_cpu_fit_trains_on_one_thread_while_shared_and_ends_with_its_threads(
+    tmp_path, monkeypatch
+):
+    """Every CPU fit runs the guard: with other work always runnable, the steps after the
+    fourth run on one thread, and the fit returns with the threads it started with."""
+    from tests.train.conftest import TINY_MODEL
+    from tests.train.toy import ToyDataModule
+    from tsattn.train import TrainConfig, fit_datamodule
+
+    seen = []
+
+    class Threads(pl.Callback):
+        def on_train_batch_start(self, *args, **kwargs):
+            seen.append(torch.get_num_threads())
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(oversubscription, "runnable_elsewhere", lambda: 64)
+    monkeypatch.setattr(OversubscriptionGuard, "every", 0.0)  # a few short steps: look at each
+    before = torch.get_num_threads()
+    if before < 2:
+        torch.set_num_threads(2)
+    try:
+        train = TrainConfig(max_steps=8, progress_bar=False, patience=0)
+        with pytest.warns(RuntimeWarning, match="trains on one thread"):
+            fit_datamodule(ToyDataModule(), model=TINY_MODEL, train=train, run_dir=tmp_path,
+                           callbacks=[Threads()])  # fmt: skip
+        assert seen[:4] == [max(before, 2)] * 4 and set(seen[4:]) == {1}
+        assert torch.get_num_threads() == max(before, 2)
+    finally:
+        torch.set_num_threads(before)

@@ -1,95 +1,190 @@
-"""A once-per-fit warning when CPU training threads are oversubscribed.
+"""Keep CPU training fast when other processes compete for the cores.
 
 OpenMP threads that spin-wait for a partner thread which the operating system has descheduled
 make a CPU training step erratic, up to tens of times slower, whenever another process computes
-on the same cores (README, "Shared machines"). The ``tsattn`` command sets
-``OMP_WAIT_POLICY=PASSIVE`` before torch loads; a Python program has to set it itself, before
-``import torch``. :class:`OversubscriptionWarning` watches the training steps of a CPU fit and
-warns once when a step takes far longer than the steps before it while the machine's load
-exceeds its cores, saying what to set.
+on the same cores (README, "Shared machines"). Waiting passively (``OMP_WAIT_POLICY=PASSIVE``,
+read once when torch loads) avoids that, but costs a quiet machine 10-45 % at small shapes,
+where each step is many short parallel regions that wake sleeping threads.
 
->>> callback = OversubscriptionWarning(cores=2, load=lambda: 6.0)
->>> for seconds in [0.1] * 20 + [0.9]:
-...     callback.observe(seconds)
->>> callback.warned
-True
+:class:`OversubscriptionGuard` keeps the fast spinning default while the machine is quiet and
+acts when it is shared: after a CPU training step, at most every ``interval`` seconds, it
+counts the threads of *other* processes that are runnable right now (Linux: ``/proc/loadavg``
+less this process's own running threads; data-loader workers are other processes and count,
+as they take cores from the threads too). When, in ``votes`` of the last ``window`` of these
+looks, those plus this process's threads exceed the cores, it trains on one thread
+(``torch.set_num_threads(1)``: no partner thread to wait for, so no policy applies) and warns
+once, saying so and what to set instead.
+When the other work has gone for ``window`` looks in a row, it restores the threads; the fit
+always ends with the threads it started with. The user's own choice is left alone: nothing
+changes when ``OMP_NUM_THREADS`` is set, when the fit already runs on one thread, or when
+``OversubscriptionGuard.adapt`` is ``False`` (then it only warns). Where the runnable count is
+unknown (not Linux), the 1-minute load average above the cores stands in for it.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import statistics
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
+import torch
 
-__all__ = ["OversubscriptionWarning"]
+__all__ = ["OversubscriptionGuard", "cores_shared", "runnable_elsewhere"]
 
 
-def _load_average() -> float:
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not available on this platform
+        return os.cpu_count() or 1
+
+
+def runnable_elsewhere() -> float:
+    """Threads of other processes that are runnable right now: the system's runnable count
+    (``/proc/loadavg``) less this process's own running threads. Where that is unknown, the
+    1-minute load average (which counts this process too, so it only errs towards quiet);
+    0 where neither is available."""
+    try:
+        with open("/proc/loadavg") as f:
+            runnable = int(f.read().split()[3].split("/")[0])
+        ours = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    ours += f.read().rsplit(")", 1)[1].split()[0] == "R"
+            except (OSError, IndexError):
+                continue  # the thread ended while it was read
+        return max(runnable - ours, 0)
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.getloadavg()[0]
-    except OSError:  # not available on this platform
+    except OSError:
         return 0.0
 
 
-class OversubscriptionWarning(pl.Callback):
-    """Warn once when a CPU step exceeds ``ratio`` x the median of the last ``window`` steps
-    while the 1-minute load average exceeds the number of cores.
+def cores_shared(threads: int | None = None, *, looks: int = 5, gap: float = 0.02) -> bool:
+    """Whether other processes' runnable threads and ``threads`` more (default: one per core,
+    torch's default) exceed the cores in most of ``looks`` looks ``gap`` seconds apart. The
+    ``tsattn`` command asks this before torch computes anything, to choose its OpenMP wait
+    policy."""
+    cores = _cores()
+    threads = threads or cores
+    shared = 0
+    for look in range(looks):
+        if look:
+            time.sleep(gap)
+        shared += runnable_elsewhere() + threads > cores
+    return 2 * shared > looks
 
-    The first ``warmup`` steps (allocator and thread-pool warm-up) are not judged.
+
+class OversubscriptionGuard(pl.Callback):
+    """Train on one thread while other processes' runnable threads and this fit's threads
+    exceed the cores; warn once; restore the threads when the others have gone.
+
+    The machine is looked at after a training step once ``interval`` seconds have passed since
+    the last look (reading ``/proc`` costs about 0.1 ms; short steps are not all judged).
+    ``window`` looks are judged together: ``votes`` of them must find the machine shared
+    before the guard acts, and all of them must find it quiet before it restores the threads.
+    ``others`` counts the other runnable threads (:func:`runnable_elsewhere`), ``threads`` is
+    the fit's own thread count (``torch.get_num_threads()`` when the fit starts).
     """
+
+    adapt: ClassVar[bool] = True  # False: warn only, never change the thread count
+    every: ClassVar[float] = 0.5  # the default ``interval``, seconds between two looks
 
     def __init__(
         self,
         *,
-        ratio: float = 3.0,
-        window: int = 20,
-        warmup: int = 5,
+        window: int = 5,
+        votes: int = 4,
         cores: int | None = None,
-        load: Callable[[], float] = _load_average,
+        others: Callable[[], float] | None = None,
+        threads: int | None = None,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ratio <= 1 or window < 1 or warmup < 0:
-            raise ValueError(
-                f"ratio={ratio} must be > 1, window={window} >= 1 and warmup={warmup} >= 0."
-            )
-        self.ratio, self.window, self.warmup = ratio, window, warmup
-        self.cores = cores or os.cpu_count() or 1
-        self.load = load
-        self.history: list[float] = []
-        self.warned = False
-        self._start = 0.0
+        interval = self.every if interval is None else interval
+        if interval < 0:
+            raise ValueError(f"interval={interval} must be >= 0 seconds.")
+        if window < 1 or not 1 <= votes <= window:
+            raise ValueError(f"window={window} must be >= 1 and votes={votes} in [1, window].")
+        if cores is not None and cores < 1:
+            raise ValueError(f"cores={cores} must be >= 1.")
+        self.window, self.votes = window, votes
+        self.cores = cores or _cores()
+        self.others = others or (lambda: runnable_elsewhere())  # looked up when called
+        self.threads = self.own_threads = threads or torch.get_num_threads()
+        self.recent: deque[bool] = deque(maxlen=window)
+        self.shared = self.warned = False
+        self.interval, self.clock = interval, clock
+        self._last = -math.inf
 
-    def observe(self, seconds: float) -> None:
-        """Judge one step's duration against the steps before it."""
-        recent = self.history[-self.window :]
-        self.history.append(seconds)
-        if self.warned or len(recent) < max(self.warmup, 1):
-            return
-        usual = statistics.median(recent)
-        if seconds <= self.ratio * usual:
-            return
-        load = self.load()
-        if load > self.cores:
-            self.warned = True
-            policy = os.environ.get("OMP_WAIT_POLICY", "unset")
-            warnings.warn(
-                f"a training step took {seconds:.3f} s, {seconds / usual:.0f}x the usual "
-                f"{usual:.3f} s, while the load average ({load:.2f}) exceeds this "
-                f"machine's {self.cores} cores (OMP_WAIT_POLICY={policy}): other processes "
-                "compete for the cores and spin-waiting threads slow every step. Set "
-                "OMP_WAIT_POLICY=PASSIVE in the environment before Python starts (the tsattn "
-                "command does this), or torch.set_num_threads() to fewer threads.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    @property
+    def may_adapt(self) -> bool:
+        return self.adapt and self.own_threads > 1 and "OMP_NUM_THREADS" not in os.environ
 
-    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        self._start = time.perf_counter()
+    def observe(self) -> None:
+        """After a training step: look at the machine if ``interval`` has passed since the
+        last look, and act on the last ``window`` looks."""
+        now = self.clock()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        others = self.others()
+        self.recent.append(others + self.own_threads > self.cores)
+        if not self.shared and sum(self.recent) >= self.votes:
+            self.shared = True
+            self._warn(others)
+            if self.may_adapt:
+                self._set_threads(1)
+            self.recent.clear()
+        elif self.shared and len(self.recent) == self.window and not any(self.recent):
+            self.shared = False
+            self._set_threads(self.own_threads)
+            self.recent.clear()
+
+    def _set_threads(self, threads: int) -> None:
+        if threads != self.threads:
+            torch.set_num_threads(threads)
+            self.threads = threads
+
+    def _warn(self, others: float) -> None:
+        if self.warned:
+            return
+        self.warned = True
+        act = (
+            "tsattn trains on one thread until they stop (OversubscriptionGuard.adapt = False "
+            "keeps the threads)"
+            if self.may_adapt
+            else "spin-waiting threads can slow every step many times over"
+        )
+        warnings.warn(
+            f"other processes compete for this machine's {self.cores} cores ({others:g} of "
+            f"their threads runnable beside this fit's {self.own_threads}): {act}. To choose "
+            "yourself, set OMP_WAIT_POLICY=PASSIVE in the environment before Python starts, "
+            "or OMP_NUM_THREADS / torch.set_num_threads().",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.threads = self.own_threads = torch.get_num_threads()
+        self.recent.clear()
+        self.shared = False
+        self._last = -math.inf
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         if trainer.strategy.root_device.type == "cpu":
-            self.observe(time.perf_counter() - self._start)
+            self.observe()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._set_threads(self.own_threads)
+
+    def on_exception(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._set_threads(self.own_threads)

@@ -52,7 +52,7 @@ from tsattn.train.checkpoint import (
 )
 from tsattn.train.config import DataConfig, TrainConfig
 from tsattn.train.module import ForecastModule, _unpack
-from tsattn.train.oversubscription import OversubscriptionWarning
+from tsattn.train.oversubscription import OversubscriptionGuard
 from tsattn.train.recipe import (
     resolve_loss,
     resolve_lr,
@@ -566,7 +566,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         start = StartCheckpoint(datamodule.val_dataloader())  # a resumed run restores its score
     train_loader = resumable_loader(loader, cfg.seed)
     timer = EpochTimer()
-    extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionWarning(),
+    extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionGuard(),
              *([start] if start is not None else []), *callbacks]  # fmt: skip
     batches = len(train_loader)
     limit = cfg.limit_train_batches
