@@ -4,18 +4,22 @@ Each cell runs a model at the ETTh1-like shape (``B=32, N=7, T=96, H=96``, as
 ``bench_speed.py``; ``--model``: ``default``, ``MTGNNConfig``'s defaults, or ``recipe``, the
 long-horizon recipe's model that ``tsattn fit`` trains under the tslib protocol, its daily cycle
 fed random phases) in a fresh interpreter whose OpenMP wait policy is set before torch
-loads, and reports the median step time over ``--steps`` steps after two warm-up steps. The
+loads, and reports the median step time over ``--steps`` steps after six seconds of warm-up
+steps (``--repeats``: the median cell of that many round-robin rounds). The
 competitor is a second interpreter started by this script that multiplies 1024 x 1024
 matrices on 2 threads with the default (spinning) OpenMP policy, as another user's job would;
 it is started before the measured process and stopped after it. ``x quiet`` divides a cell
 by the same policy alone, ``x default quiet`` by the default policy alone. Targets (issue 13):
 at most 2.5x the quiet time beside the competitor, at most 5% slower quiet than the default
-policy.
+policy. Rows ``+ guard`` run :class:`tsattn.train.oversubscription.OversubscriptionGuard` after
+every step, as every CPU fit does: its columns say how soon it moved training to one thread
+beside the competitor, and, quiet, the price of its looks (steps with it against the bare
+steps between them, same process).
 
-    python experiments/bench_contention.py
-    python experiments/bench_contention.py --model recipe \
-        --policies "default (active spin),OMP_WAIT_POLICY=PASSIVE" \
+    python experiments/bench_contention.py --repeats 3
+    python experiments/bench_contention.py --model recipe --repeats 3 \
         --out experiments/results/bench_contention_recipe.md
+    python experiments/bench_contention.py --policies "default (active spin),GOMP_SPINCOUNT=1000"
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ POLICIES: dict[str, dict[str, str | None]] = {
     "default + guard": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, GUARD: "1"},
     "OMP_WAIT_POLICY=PASSIVE + guard": {"OMP_WAIT_POLICY": "PASSIVE", GUARD: "1"},
 }
+# the rows run without --policies
+DEFAULT_POLICIES = ("default (active spin)", "default + guard", "OMP_WAIT_POLICY=PASSIVE",
+                    "OMP_WAIT_POLICY=PASSIVE + guard", "OMP_NUM_THREADS=1")  # fmt: skip
 
 COMPETITOR = (
     "import torch\n"
@@ -85,12 +92,15 @@ def child(steps: int, model: str) -> None:
         from tsattn.train.oversubscription import OversubscriptionGuard
 
         guard = OversubscriptionGuard()
-        # As in a fit: steps, the guard after each, until it acts (or ACT_WITHIN s: it did not).
-        start = time.perf_counter()
-        while not guard.shared and time.perf_counter() - start < ACT_WITHIN:
-            step()
+    # Every cell runs the same timeline: ACT_WITHIN s of steps (a guard looks after each and
+    # may act), then `steps` timed steps, each followed by an untimed-for-the-median bare step
+    # (the guard's A/B price while it keeps the threads).
+    start = time.perf_counter()
+    while time.perf_counter() - start < ACT_WITHIN and not (guard and guard.shared):
+        step()
+        if guard is not None:
             guard.observe()
-        cell["acted_s"] = time.perf_counter() - start if guard.shared else None
+    cell["acted_s"] = time.perf_counter() - start if guard and guard.shared else None
     times, bare = [], []
     for _ in range(steps):
         start = time.perf_counter()
@@ -98,12 +108,11 @@ def child(steps: int, model: str) -> None:
         if guard is not None:
             guard.observe()
         times.append(time.perf_counter() - start)
-        if guard is not None and not guard.shared:  # its price on a quiet machine, A/B
-            start = time.perf_counter()
-            step()
-            bare.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        step()
+        bare.append(time.perf_counter() - start)
     cell.update(median=statistics.median(times), max=max(times), threads=torch.get_num_threads())
-    if bare:
+    if guard is not None and not guard.shared:
         cell["overhead"] = cell["median"] / statistics.median(bare)
     print(json.dumps(cell))
 
@@ -161,7 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "experiments/results/bench_contention.md"
     )
-    parser.add_argument("--policies", help="comma-separated names of POLICIES (default: all)")
+    parser.add_argument(
+        "--policies", help="comma-separated names of POLICIES (default: DEFAULT_POLICIES)"
+    )
     parser.add_argument("--model", choices=MODELS, default="default")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -172,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench_speed import markdown, write_report
 
     load_before = os.getloadavg()[0]  # other work on the machine shows here
-    chosen = args.policies.split(",") if args.policies else list(POLICIES)
+    chosen = args.policies.split(",") if args.policies else list(DEFAULT_POLICIES)
     runs: dict[str, list[tuple[dict, dict]]] = {name: [] for name in chosen}
     for _ in range(args.repeats):  # round-robin: a drift of the machine touches every policy
         for name in chosen:
