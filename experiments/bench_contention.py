@@ -12,9 +12,9 @@ it is started before the measured process and stopped after it. ``x quiet`` divi
 by the same policy alone, ``x default quiet`` by the default policy alone. Targets (issue 13):
 at most 2.5x the quiet time beside the competitor, at most 5% slower quiet than the default
 policy. Rows ``+ guard`` run :class:`tsattn.train.oversubscription.OversubscriptionGuard` after
-every step, as every CPU fit does: its columns say how soon it moved training to one thread
-beside the competitor, and, quiet, the price of its looks (steps with it against the bare
-steps between them, same process).
+every step, as every CPU fit does (looks from a background thread twice a second, acts after
+a step): its last columns say what it did, alone and beside the competitor (how soon it moved
+training to one thread).
 
     python experiments/bench_contention.py --repeats 3
     python experiments/bench_contention.py --model recipe --repeats 3 \
@@ -86,34 +86,35 @@ def child(steps: int, model: str) -> None:
     step, _ = model_step(make_config(spec), batch, torch.device("cpu"))
     for _ in range(2):
         step()
+    # Imported by every cell, guarded or not: importing Lightning, as the guard's module does,
+    # slows a small step measurably by itself, and every tsattn fit imports it.
+    from tsattn.train.oversubscription import OversubscriptionGuard
+
     cell: dict = {"guarded": bool(os.environ.get(GUARD))}
     guard = None
     if cell["guarded"]:
-        from tsattn.train.oversubscription import OversubscriptionGuard
-
         guard = OversubscriptionGuard()
-    # Every cell runs the same timeline: ACT_WITHIN s of steps (a guard looks after each and
-    # may act), then `steps` timed steps, each followed by an untimed-for-the-median bare step
-    # (the guard's A/B price while it keeps the threads).
-    start = time.perf_counter()
+        guard.start()  # as a CPU fit does: it looks from a thread of its own, acts after steps
+    # Every cell runs the same timeline: ACT_WITHIN s of steps (a guard may act after each),
+    # then `steps` timed steps.
+    begin = start = time.perf_counter()
     while time.perf_counter() - start < ACT_WITHIN and not (guard and guard.shared):
         step()
         if guard is not None:
-            guard.observe()
+            guard.act()
     cell["acted_s"] = time.perf_counter() - start if guard and guard.shared else None
-    times, bare = [], []
+    times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
         if guard is not None:
-            guard.observe()
+            guard.act()
+            if guard.shared and cell["acted_s"] is None:  # acted after the warm-up
+                cell["acted_s"] = time.perf_counter() - begin
         times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        step()
-        bare.append(time.perf_counter() - start)
     cell.update(median=statistics.median(times), max=max(times), threads=torch.get_num_threads())
-    if guard is not None and not guard.shared:
-        cell["overhead"] = cell["median"] / statistics.median(bare)
+    if guard is not None:
+        guard.stop()
     print(json.dumps(cell))
 
 
@@ -125,8 +126,7 @@ def _acted(cell: dict) -> str:
     if not cell.get("guarded"):
         return "-"
     if cell.get("acted_s") is None:
-        price = f", steps {cell['overhead']:.3f}x without it" if "overhead" in cell else ""
-        return f"kept {cell['threads']} threads{price}"
+        return f"kept {cell['threads']} threads"
     return f"{cell['threads']} thread after {cell['acted_s']:.1f} s"
 
 

@@ -7,15 +7,14 @@ read once when torch loads) avoids that, but costs a quiet machine 10-45 % at sm
 where each step is many short parallel regions that wake sleeping threads.
 
 :class:`OversubscriptionGuard` keeps the fast spinning default while the machine is quiet and
-acts when it is shared: after a CPU training step, at most every ``interval`` seconds, it
-counts the threads of *other* processes that are runnable right now (Linux: ``/proc/loadavg``
-less this process's own running threads; data-loader workers are other processes and count,
-as they take cores from the threads too). When, in ``votes`` of the last ``window`` of these
-looks, those plus this process's threads exceed the cores, it trains on one thread
-(``torch.set_num_threads(1)``: no partner thread to wait for, so no policy applies) and warns
-once, saying so and what to set instead.
-When the other work has gone for ``window`` looks in a row, it restores the threads; the fit
-always ends with the threads it started with. The user's own choice is left alone: nothing
+acts when it is shared: every ``interval`` seconds of a CPU fit it counts the threads of
+*other* processes that are runnable right now (Linux: ``/proc/loadavg`` less this process's
+own running threads; data-loader workers are other processes and count, as they take cores
+from the threads too). When, in ``votes`` of the last ``window`` of these looks, those plus
+this process's threads exceed the cores, it trains on one thread (``torch.set_num_threads(1)``:
+no partner thread to wait for, so no policy applies) and warns once, saying so and what to set
+instead. When the other work has gone for ``window`` looks in a row, it restores the threads;
+the fit always ends with the threads it started with. The user's own choice is left alone: nothing
 changes when ``OMP_NUM_THREADS`` is set, when the fit already runs on one thread, or when
 ``OversubscriptionGuard.adapt`` is ``False`` (then it only warns). Where the runnable count is
 unknown (not Linux), the 1-minute load average above the cores stands in for it.
@@ -25,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 import warnings
 from collections import deque
@@ -87,12 +87,15 @@ class OversubscriptionGuard(pl.Callback):
     """Train on one thread while other processes' runnable threads and this fit's threads
     exceed the cores; warn once; restore the threads when the others have gone.
 
-    The machine is looked at after a training step once ``interval`` seconds have passed since
-    the last look (reading ``/proc`` costs about 0.1 ms; short steps are not all judged).
-    ``window`` looks are judged together: ``votes`` of them must find the machine shared
-    before the guard acts, and all of them must find it quiet before it restores the threads.
-    ``others`` counts the other runnable threads (:func:`runnable_elsewhere`), ``threads`` is
-    the fit's own thread count (``torch.get_num_threads()`` when the fit starts).
+    During a CPU fit a background thread looks at the machine every ``interval`` seconds
+    (:meth:`start`; reading ``/proc`` costs about 0.1 ms), so that a step slowed to seconds
+    does not slow the judgement too; the thread count changes at the end of a training step
+    (:meth:`act`, in the training thread, whose OpenMP setting it is). ``window`` looks are
+    judged together: ``votes`` of them must find the machine shared before the guard acts, and
+    all of them must find it quiet before it restores the threads. ``others`` counts the other
+    runnable threads (:func:`runnable_elsewhere`), ``threads`` is the fit's own thread count
+    (``torch.get_num_threads()`` when the fit starts). A loop of its own can call
+    :meth:`observe` after each step instead: a look (once ``interval`` has passed) and an act.
     """
 
     adapt: ClassVar[bool] = True  # False: warn only, never change the thread count
@@ -124,30 +127,69 @@ class OversubscriptionGuard(pl.Callback):
         self.shared = self.warned = False
         self.interval, self.clock = interval, clock
         self._last = -math.inf
+        self._seen = 0.0  # the other runnable threads at the last look
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
 
     @property
     def may_adapt(self) -> bool:
         return self.adapt and self.own_threads > 1 and "OMP_NUM_THREADS" not in os.environ
 
-    def observe(self) -> None:
-        """After a training step: look at the machine if ``interval`` has passed since the
-        last look, and act on the last ``window`` looks."""
-        now = self.clock()
-        if now - self._last < self.interval:
-            return
-        self._last = now
+    def look(self) -> None:
+        """Count the other runnable threads once and record whether the cores are shared."""
         others = self.others()
-        self.recent.append(others + self.own_threads > self.cores)
-        if not self.shared and sum(self.recent) >= self.votes:
-            self.shared = True
+        with self._lock:
+            self._seen = others
+            self.recent.append(others + self.own_threads > self.cores)
+
+    def act(self) -> None:
+        """Judge the last ``window`` looks; move to one thread or back (training thread)."""
+        with self._lock:
+            verdicts, others = list(self.recent), self._seen
+            turn = (not self.shared and sum(verdicts) >= self.votes) or (
+                self.shared and len(verdicts) == self.window and not any(verdicts)
+            )
+            if turn:
+                self.recent.clear()
+        if not turn:
+            return
+        self.shared = not self.shared
+        if self.shared:
             self._warn(others)
             if self.may_adapt:
                 self._set_threads(1)
-            self.recent.clear()
-        elif self.shared and len(self.recent) == self.window and not any(self.recent):
-            self.shared = False
+        else:
             self._set_threads(self.own_threads)
-            self.recent.clear()
+
+    def observe(self) -> None:
+        """After a step of a loop without :meth:`start`: look if ``interval`` has passed since
+        the last look, then act."""
+        now = self.clock()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.look()
+        self.act()
+
+    def start(self) -> None:
+        """Look every ``interval`` seconds from a background thread until :meth:`stop`."""
+        self.stop()
+        self._stop.clear()
+
+        def sample() -> None:
+            while not self._stop.wait(self.interval):
+                self.look()
+
+        self._sampler = threading.Thread(target=sample, name="tsattn-guard", daemon=True)
+        self._sampler.start()
+
+    def stop(self) -> None:
+        """Stop looking, and give the fit back the threads it started with."""
+        if self._sampler is not None:
+            self._stop.set()
+            self._sampler.join()
+            self._sampler = None
+        self._set_threads(self.own_threads)
 
     def _set_threads(self, threads: int) -> None:
         if threads != self.threads:
@@ -170,21 +212,22 @@ class OversubscriptionGuard(pl.Callback):
             "yourself, set OMP_WAIT_POLICY=PASSIVE in the environment before Python starts, "
             "or OMP_NUM_THREADS / torch.set_num_threads().",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.threads = self.own_threads = torch.get_num_threads()
         self.recent.clear()
         self.shared = False
-        self._last = -math.inf
+        if trainer.strategy.root_device.type == "cpu":
+            self.start()
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        if trainer.strategy.root_device.type == "cpu":
-            self.observe()
+        if self._sampler is not None:
+            self.act()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._set_threads(self.own_threads)
+        self.stop()
 
     def on_exception(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        self._set_threads(self.own_threads)
+        self.stop()
