@@ -86,8 +86,8 @@ def child(steps: int, model: str) -> None:
     step, _ = model_step(make_config(spec), batch, torch.device("cpu"))
     for _ in range(2):
         step()
-    # Imported by every cell, guarded or not: importing Lightning, as the guard's module does,
-    # slows a small step measurably by itself, and every tsattn fit imports it.
+    # Imported by every cell, guarded or not, so that all cells load the same modules (the
+    # guard's module loads Lightning, as every tsattn fit does).
     from tsattn.train.oversubscription import OversubscriptionGuard
 
     cell: dict = {"guarded": bool(os.environ.get(GUARD))}
