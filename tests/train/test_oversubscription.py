@@ -126,6 +126,17 @@ def test_other_runnable_threads_are_counted_without_this_process():
     assert count >= 0 and isinstance(count, int | float)
 
 
+def test_without_proc_the_load_average_less_this_process_stands_in(monkeypatch):
+    """Off Linux the load average counts this fit's own threads: they are taken off, so a
+    quiet machine where only the fit runs does not read as shared."""
+    monkeypatch.setattr(oversubscription, "_proc_runnable", lambda: None)
+    monkeypatch.setattr(oversubscription.os, "getloadavg", lambda: (2.0, 2.0, 2.0))
+    monkeypatch.setattr(oversubscription.torch, "get_num_threads", lambda: 2)
+    assert runnable_elsewhere() == 0.0
+    monkeypatch.setattr(oversubscription.os, "getloadavg", lambda: (4.5, 3.0, 2.0))
+    assert runnable_elsewhere() == 2.5
+
+
 def test_a_cpu_fit_trains_on_one_thread_while_shared_and_ends_with_its_threads(
     tmp_path, monkeypatch
 ):

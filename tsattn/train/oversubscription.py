@@ -46,9 +46,20 @@ def _cores() -> int:
 
 def runnable_elsewhere() -> float:
     """Threads of other processes that are runnable right now: the system's runnable count
-    (``/proc/loadavg``) less this process's own running threads. Where that is unknown, the
-    1-minute load average (which counts this process too, so it only errs towards quiet);
-    0 where neither is available."""
+    (``/proc/loadavg``) less this process's own running threads. Where that is unknown (not
+    Linux), the 1-minute load average less this process's torch threads (it counts them, and
+    it lags a change by tens of seconds); 0 where neither is available."""
+    runnable = _proc_runnable()
+    if runnable is not None:
+        return runnable
+    try:
+        return max(os.getloadavg()[0] - torch.get_num_threads(), 0.0)
+    except OSError:
+        return 0.0
+
+
+def _proc_runnable() -> int | None:
+    """``/proc``'s count of runnable threads less this process's, or None without ``/proc``."""
     try:
         with open("/proc/loadavg") as f:
             runnable = int(f.read().split()[3].split("/")[0])
@@ -61,11 +72,7 @@ def runnable_elsewhere() -> float:
                 continue  # the thread ended while it was read
         return max(runnable - ours, 0)
     except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return 0.0
+        return None
 
 
 def cores_shared(threads: int | None = None, *, looks: int = 5, gap: float = 0.02) -> bool:
