@@ -122,7 +122,7 @@ ACT_WITHIN = 6.0  # seconds of steps the guard is given to find the machine shar
 
 
 def _acted(cell: dict) -> str:
-    """What the guard did in a cell: how soon it moved to one thread, or its quiet price."""
+    """What the guard did in a cell: how soon it moved to one thread, or that it kept them."""
     if not cell.get("guarded"):
         return "-"
     if cell.get("acted_s") is None:

@@ -24,11 +24,11 @@ def _run(guard, others):
     """Feed the guard one judgement per value of ``others``; the RuntimeWarnings it raised."""
     values = iter(others)
     guard.others = lambda: next(values)
-    guard.interval = 0.0  # every step looked at
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in others:
-            guard.observe()
+            guard.look()  # what the background sampler does between two steps
+            guard.act()
     return [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
@@ -80,18 +80,6 @@ def test_the_users_choice_is_left_alone_and_only_warned_about(set_threads, monke
     (warning,) = _run(guard, [2] * 5)
     assert guard.shared and set_threads == []
     assert "spin-waiting threads can slow every step" in str(warning.message)
-
-
-def test_looks_are_spaced_by_the_interval(set_threads):
-    """Short steps are not all judged: one look per ``interval`` seconds of the clock."""
-    now = iter([0.0, 0.1, 0.2, 0.6, 0.7, 1.2, 1.3, 1.8, 2.4])
-    looks = []
-    guard = OversubscriptionGuard(cores=2, threads=2, clock=lambda: next(now),
-                                  others=lambda: looks.append(1) or 2)  # fmt: skip
-    with pytest.warns(RuntimeWarning):
-        for _ in range(9):
-            guard.observe()
-    assert len(looks) == 5 and set_threads == [1]  # at 0.0, 0.6, 1.2, 1.8, 2.4
 
 
 def test_a_background_sampler_judges_however_long_the_steps(set_threads):

@@ -22,7 +22,6 @@ unknown (not Linux), the 1-minute load average above the cores stands in for it.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -101,8 +100,8 @@ class OversubscriptionGuard(pl.Callback):
     judged together: ``votes`` of them must find the machine shared before the guard acts, and
     all of them must find it quiet before it restores the threads. ``others`` counts the other
     runnable threads (:func:`runnable_elsewhere`), ``threads`` is the fit's own thread count
-    (``torch.get_num_threads()`` when the fit starts). A loop of its own can call
-    :meth:`observe` after each step instead: a look (once ``interval`` has passed) and an act.
+    (``torch.get_num_threads()`` when the fit starts). A training loop of its own calls
+    :meth:`start`, :meth:`act` after each step, and :meth:`stop`.
     """
 
     adapt: ClassVar[bool] = True  # False: warn only, never change the thread count
@@ -117,11 +116,10 @@ class OversubscriptionGuard(pl.Callback):
         others: Callable[[], float] | None = None,
         threads: int | None = None,
         interval: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         interval = self.every if interval is None else interval
-        if interval < 0:
-            raise ValueError(f"interval={interval} must be >= 0 seconds.")
+        if interval <= 0:  # the background sampler waits this long between two looks
+            raise ValueError(f"interval={interval} must be > 0 seconds.")
         if window < 1 or not 1 <= votes <= window:
             raise ValueError(f"window={window} must be >= 1 and votes={votes} in [1, window].")
         if cores is not None and cores < 1:
@@ -132,8 +130,7 @@ class OversubscriptionGuard(pl.Callback):
         self.threads = self.own_threads = threads or torch.get_num_threads()
         self.recent: deque[bool] = deque(maxlen=window)
         self.shared = self.warned = False
-        self.interval, self.clock = interval, clock
-        self._last = -math.inf
+        self.interval = interval
         self._seen = 0.0  # the other runnable threads at the last look
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -168,15 +165,6 @@ class OversubscriptionGuard(pl.Callback):
                 self._set_threads(1)
         else:
             self._set_threads(self.own_threads)
-
-    def observe(self) -> None:
-        """After a step of a loop without :meth:`start`: look if ``interval`` has passed since
-        the last look, then act."""
-        now = self.clock()
-        if now - self._last >= self.interval:
-            self._last = now
-            self.look()
-        self.act()
 
     def start(self) -> None:
         """Look every ``interval`` seconds from a background thread until :meth:`stop`."""
