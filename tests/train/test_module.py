@@ -7,6 +7,7 @@ import torch
 
 from tests.train.conftest import TINY_MODEL
 from tests.train.toy import ToyDataModule
+from tsattn.models.mtgnn import MTGNNConfig
 from tsattn.train import ForecastModule, TrainConfig, fit_datamodule, recipe
 from tsattn.train.trainer import mean_loss
 
@@ -175,3 +176,42 @@ def test_ema_decay_validates_and_returns_the_moving_average(toy, tmp_path):
 def test_ema_decay_must_lie_in_unit_interval(decay):
     with pytest.raises(ValueError, match=r"train\.ema_decay=.* must lie in \[0, 1\)"):
         TrainConfig(ema_decay=decay)
+
+
+def _dft_l1(diff: torch.Tensor) -> torch.Tensor:
+    """Mean modulus of the orthonormal DFT along the horizon, written out as a sum (reference)."""
+    h = diff.shape[1]
+    t = torch.arange(h, dtype=torch.float64)
+    k = torch.arange(h // 2 + 1, dtype=torch.float64)
+    angle = -2 * torch.pi * k[:, None] * t[None, :] / h  # (K, H)
+    d = diff.double()
+    real = torch.einsum("kt,btn->bkn", torch.cos(angle), d) / h**0.5
+    imag = torch.einsum("kt,btn->bkn", torch.sin(angle), d) / h**0.5
+    return torch.sqrt(real**2 + imag**2).mean()
+
+
+@pytest.mark.parametrize(("weight", "base"), [(0.0, "l1"), (0.5, "l1"), (1.0, "mse")])
+def test_freq_loss_adds_the_spectrum_error_to_training_only(weight, base):
+    model = MTGNNConfig(num_nodes=3, seq_len=24, horizon=6, layers=2).to_dict()
+    module = ForecastModule(model, TrainConfig(loss=base, freq_loss=weight).to_dict())
+    pred, target = torch.randn(4, 6, 3), torch.randn(4, 6, 3)
+    plain = (torch.nn.functional.l1_loss if base == "l1" else torch.nn.functional.mse_loss)(
+        pred, target
+    )
+    expected = (1 - weight) * plain + weight * _dft_l1(pred - target)
+    torch.testing.assert_close(module.training_loss(pred, target).double(), expected)
+    # validation, early stopping and keep_start read the plain loss whatever the weight
+    torch.testing.assert_close(module._loss(pred, target), plain)
+
+
+def test_freq_loss_trains_and_validates_on_the_plain_loss(toy, tmp_path):
+    result = _fit(toy, tmp_path, loss="l1", freq_loss=0.5, keep_start=False)
+    expected = mean_loss(result.module, toy.val_dataloader())
+    again = result.trainer.validate(result.module, toy.val_dataloader(), verbose=False)[0]
+    assert again["val_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5])
+def test_freq_loss_must_lie_in_unit_interval(weight):
+    with pytest.raises(ValueError, match=r"train\.freq_loss=.* must lie in \[0, 1\]"):
+        TrainConfig(freq_loss=weight)

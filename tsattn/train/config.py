@@ -138,6 +138,11 @@ class TrainConfig(_Section):
     step's weights (Polyak averaging: Polyak and Juditsky, SIAM J. Control Optim. 1992; each
     step ``avg = ema_decay * avg + (1 - ema_decay) * weights``, Lightning's
     ``EMAWeightAveraging``, which needs Lightning >= 2.6); 0 is off.
+    ``freq_loss`` in [0, 1] trains on ``(1 - freq_loss) * loss + freq_loss * spectrum``, where
+    ``spectrum`` is the mean modulus of the forecast error's orthonormal DFT along the horizon
+    (FreDF: Wang et al., "FreDF: Learning to Forecast in the Frequency Domain", ICLR 2025): the
+    steps of one forecast are correlated, and in the frequency domain their errors are much
+    less so. Validation, early stopping and ``keep_start`` still read ``loss`` alone; 0 is off.
     ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n optimiser steps, for
     resuming a killed run mid-epoch.
     ``recipe="auto"`` builds the model of the long-horizon recipe (:mod:`tsattn.train.recipe`)
@@ -169,6 +174,7 @@ class TrainConfig(_Section):
     patience: int = 3
     val_checks_per_epoch: int | str = "auto"
     ema_decay: float = 0.0
+    freq_loss: float = 0.0
     seed: int = 0
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -223,6 +229,11 @@ class TrainConfig(_Section):
             raise ValueError(
                 f"train.ema_decay={self.ema_decay} must lie in [0, 1) (0 turns weight averaging "
                 "off; 0.99 averages over about 100 steps)."
+            )
+        if not 0.0 <= self.freq_loss <= 1.0:
+            raise ValueError(
+                f"train.freq_loss={self.freq_loss} must lie in [0, 1] (the weight of the "
+                "frequency-domain error in the training loss; 0 turns it off)."
             )
         if self.num_nodes < 1:
             raise ValueError(f"train.num_nodes={self.num_nodes} must be >= 1 (machines).")

@@ -2,9 +2,10 @@
 
 Batches are ``(x: (B, L, N), y: (B, H, N), x_mark: (B, L, F), step: (B,))`` from
 ``tsattn.data.TimeSeriesDataModule`` (``F`` may be 0; ``step`` places each window in the
-model's cycle, when it has one). The loss (MSE or L1) is taken on scaled
-values. Validation and test metrics (:mod:`tsattn.train.metrics`) are accumulated over every
-window and reported per protocol:
+model's cycle, when it has one). The loss (MSE or L1, mixed with a frequency-domain error
+in training when ``train.freq_loss`` > 0) is taken on scaled values. Validation and test
+metrics (:mod:`tsattn.train.metrics`) are accumulated over every window and reported per
+protocol:
 
 - ``metric_space="scaled"`` (protocols ``tslib`` and ``holdout``): MSE/MAE/RSE/CORR on the
   standardised values, as the long-horizon papers report them.
@@ -103,9 +104,19 @@ class ForecastModule(pl.LightningModule):
             return F.l1_loss(pred, target)
         return F.mse_loss(pred, target)  # "mse", and "auto" outside fit_datamodule
 
+    def training_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss the optimiser follows: ``_loss`` (what validation reads), mixed with the
+        frequency-domain error when ``train.freq_loss`` > 0 (FreDF)."""
+        weight = self.train_config.freq_loss
+        loss = self._loss(pred, target)
+        if weight == 0:
+            return loss
+        error = torch.fft.rfft(pred.float() - target, dim=1, norm="ortho")  # (B, H//2+1, N)
+        return (1 - weight) * loss + weight * error.abs().mean()
+
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, x_mark, step = _unpack(batch)
-        loss = self._loss(self(x, x_mark, step), y)
+        loss = self.training_loss(self(x, x_mark, step), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at global step {self.global_step} "
