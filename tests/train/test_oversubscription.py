@@ -38,8 +38,21 @@ def test_shared_cores_move_the_fit_to_one_thread_and_warn_once(set_threads):
     assert guard.shared and guard.threads == 1 and set_threads == [1]
     (warning,) = caught
     message = str(warning.message)
-    assert "2 cores (2 of their threads runnable beside this fit's 2)" in message
+    assert "2 cores (up to 2 of their threads runnable beside this fit's 2)" in message
     assert "trains on one thread" in message and "OMP_WAIT_POLICY=PASSIVE" in message
+
+
+def test_the_warning_counts_the_others_the_guard_acted_on_not_the_last_look(set_threads):
+    """Between two long steps the sampler may look several times: the warning names the most
+    other threads seen in the looks it judged, not a last look that found them gone."""
+    guard = OversubscriptionGuard(cores=2, threads=2)
+    values = iter([2, 3, 2, 2, 0])
+    guard.others = lambda: next(values)
+    for _ in range(5):
+        guard.look()
+    with pytest.warns(RuntimeWarning, match=r"up to 3 of their threads runnable beside"):
+        guard.act()
+    assert guard.threads == 1
 
 
 def test_a_quiet_machine_keeps_the_threads(set_threads):

@@ -129,9 +129,9 @@ class OversubscriptionGuard(pl.Callback):
         self.others = others or (lambda: runnable_elsewhere())  # looked up when called
         self.threads = self.own_threads = threads or torch.get_num_threads()
         self.recent: deque[bool] = deque(maxlen=window)
+        self.seen: deque[float] = deque(maxlen=window)  # the other runnable threads per look
         self.shared = self.warned = False
         self.interval = interval
-        self._seen = 0.0  # the other runnable threads at the last look
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
@@ -144,18 +144,19 @@ class OversubscriptionGuard(pl.Callback):
         """Count the other runnable threads once and record whether the cores are shared."""
         others = self.others()
         with self._lock:
-            self._seen = others
+            self.seen.append(others)
             self.recent.append(others + self.own_threads > self.cores)
 
     def act(self) -> None:
         """Judge the last ``window`` looks; move to one thread or back (training thread)."""
         with self._lock:
-            verdicts, others = list(self.recent), self._seen
+            verdicts, others = list(self.recent), max(self.seen, default=0.0)
             turn = (not self.shared and sum(verdicts) >= self.votes) or (
                 self.shared and len(verdicts) == self.window and not any(verdicts)
             )
             if turn:
                 self.recent.clear()
+                self.seen.clear()
         if not turn:
             return
         self.shared = not self.shared
@@ -202,7 +203,7 @@ class OversubscriptionGuard(pl.Callback):
             else "spin-waiting threads can slow every step many times over"
         )
         warnings.warn(
-            f"other processes compete for this machine's {self.cores} cores ({others:g} of "
+            f"other processes compete for this machine's {self.cores} cores (up to {others:g} of "
             f"their threads runnable beside this fit's {self.own_threads}): {act}. To choose "
             "yourself, set OMP_WAIT_POLICY=PASSIVE in the environment before Python starts, "
             "or OMP_NUM_THREADS / torch.set_num_threads().",
@@ -213,6 +214,7 @@ class OversubscriptionGuard(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.threads = self.own_threads = torch.get_num_threads()
         self.recent.clear()
+        self.seen.clear()
         self.shared = False
         if trainer.strategy.root_device.type == "cpu":
             self.start()
