@@ -43,6 +43,7 @@ from bench_speed import markdown, write_report  # noqa: E402
 from tsattn import MTGNN, MTGNNConfig  # noqa: E402
 from tsattn.data.datamodule import TimeSeriesDataModule  # noqa: E402
 from tsattn.data.synthetic import make_like  # noqa: E402
+from tsattn.train.module import adam  # noqa: E402
 from tsattn.train.recipe import resolve_loss, resolve_lr, resolve_model_options  # noqa: E402
 
 MODELS = ("default", "recipe")
@@ -60,7 +61,7 @@ def build(name: str, dm: TimeSeriesDataModule) -> tuple[MTGNN, str, float]:
 def time_epoch(model, loss_name, lr, loader, steps) -> tuple[list[float], float]:
     """Step times of the first ``steps`` steps after a warm-up step (``0``: the whole
     epoch) and the wall time of the timed loop."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr=lr)  # the optimiser tsattn trains with
     loss_fn = LOSSES[loss_name]
 
     def step(batch) -> None:

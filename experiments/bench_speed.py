@@ -57,6 +57,7 @@ from tests.reference_mtgnn import TextbookMTGNN  # noqa: E402
 from tsattn import MTGNN, MTGNNConfig, list_fusions  # noqa: E402
 from tsattn.nn.graph import MixHop  # noqa: E402
 from tsattn.nn.temporal import GatedTemporalConv  # noqa: E402
+from tsattn.train.module import adam  # noqa: E402
 
 # name -> (batch size, model config): the shapes named in the foundation issue
 SHAPES: dict[str, tuple[int, dict]] = {
@@ -125,18 +126,27 @@ def gated_conv_case(shape: tuple[int, dict], device: torch.device):
 
 
 def model_step(
-    cfg: MTGNNConfig, batch: int, device: torch.device, textbook: bool = False
+    cfg: MTGNNConfig,
+    batch: int,
+    device: torch.device,
+    textbook: bool = False,
+    torch_adam: bool = False,
 ) -> tuple[Callable, int]:
     """``step(rows=None)``: one training step on the first ``rows`` samples (all by default);
     ``step.model`` is the model it trains.
 
     ``textbook``: the same step on the textbook re-implementation of the official model
-    (``tests/reference_mtgnn.py``) with the same weights.
+    (``tests/reference_mtgnn.py``) with the same weights, and the official code's optimiser,
+    PyTorch's default Adam; tsattn's steps use the Adam tsattn trains with
+    (:func:`tsattn.train.module.adam`, fused on CPUs) unless ``torch_adam``.
     """
     model = MTGNN(cfg).to(device)
     if textbook:
         model = TextbookMTGNN.from_model(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if textbook or torch_adam:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    else:
+        optimizer = adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, cfg.seq_len, cfg.num_nodes, device=device)
     y = torch.randn(batch, cfg.horizon, cfg.num_nodes, device=device)
     # the phase of each window's first step, for a model with a learned cycle
@@ -313,6 +323,7 @@ def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> 
         step, params = model_step(cfg, batch, device)
         textbook, textbook_params = model_step(cfg, batch, device, textbook=True)
         cases = {"tsattn": step, "textbook": textbook,
+                 "PyTorch's Adam": model_step(cfg, batch, device, torch_adam=True)[0],
                  "dense propagation": with_switches(step, propagation="dense"),
                  "sparse propagation": with_switches(step, propagation="sparse")}  # fmt: skip
         samples = time_round_robin_samples(cases, repeats, device)
@@ -320,13 +331,14 @@ def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> 
         ratios = sorted(paired_ratios(samples, "textbook", "tsattn"))
         extra = [
             f"{t[case]:.3f} ({t['tsattn'] / t[case]:.2f}x)" if case in t else "-"
-            for case in ("dense propagation", "sparse propagation")
+            for case in ("PyTorch's Adam", "dense propagation", "sparse propagation")
         ]
         rows.append([name, f"{params:,} / {textbook_params:,}", f"{t['textbook']:.3f}",
                      f"{t['tsattn']:.3f}", f"**{t['textbook'] / t['tsattn']:.2f}x**",
                      f"{ratios[0]:.2f}-{ratios[-1]:.2f}x", *extra])  # fmt: skip
     headers = ["shape", "parameters (tsattn / textbook)", "textbook s", "tsattn s",
                "speed-up", "speed-up per round (min-max)",
+               "tsattn, PyTorch's default Adam s (tsattn / it)",
                "tsattn, dense propagation s (tsattn / it)",
                "tsattn, sparse propagation s (tsattn / it)"]  # fmt: skip
     return markdown(headers, rows)

@@ -215,3 +215,27 @@ def test_freq_loss_trains_and_validates_on_the_plain_loss(toy, tmp_path):
 def test_freq_loss_must_lie_in_unit_interval(weight):
     with pytest.raises(ValueError, match=r"train\.freq_loss=.* must lie in \[0, 1\]"):
         TrainConfig(freq_loss=weight)
+
+
+def test_cpu_training_uses_fused_adam_equal_to_the_looped_one():
+    """One kernel over every parameter on CPUs (``adam``); the same updates as PyTorch's
+    looped Adam, with the recipe's two parameter groups and weight decay."""
+    config = MTGNNConfig(
+        num_nodes=3, seq_len=24, horizon=6, layers=2, dropout=0.0, linear_shortcut="linear"
+    )
+    train = TrainConfig(shortcut_lr_scale=0.5, weight_decay=1e-3, lr_schedule="none")
+    module = ForecastModule(config.to_dict(), train.to_dict())
+    optimizer = module.configure_optimizers()
+    assert optimizer.defaults["fused"] and len(optimizer.param_groups) == 2
+    looped_module = ForecastModule(config.to_dict(), train.to_dict())
+    looped_module.load_state_dict(module.state_dict())
+    looped = torch.optim.Adam(looped_module._param_groups(1e-3, 0.5), lr=1e-3,
+                              weight_decay=1e-3, foreach=False)  # fmt: skip
+    x, y = torch.randn(4, 24, 3), torch.randn(4, 6, 3)
+    for m, opt in ((module, optimizer), (looped_module, looped)):
+        for _ in range(3):
+            opt.zero_grad()
+            m._loss(m(x), y).backward()
+            opt.step()
+    for (name, a), b in zip(module.named_parameters(), looped_module.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
