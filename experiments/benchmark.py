@@ -410,6 +410,13 @@ def write_summary(
     if results.empty:
         return
     if not validation_only:
+        scored = results.filter(["test_mse", "test_rse"]).notna().any(axis=1)
+        if not scored.all():
+            raise SystemExit(
+                f"{(~scored).sum()} of the {len(results)} cells in {out} have no test scores "
+                "(a search scored on validation windows only): summarise them with "
+                "--validation-only."
+            )
         write_mixer_ablations(out, results)
     results.drop(columns=["model", "train", "overrides"]).to_csv(
         out / "cells.csv", index=False, float_format="%.6g"

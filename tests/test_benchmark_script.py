@@ -37,3 +37,13 @@ def test_a_cell_belongs_to_the_candidate_folder_it_lies_in(bench_script, tmp_pat
         )
     results = bench_script.load_results(tmp_path)
     assert sorted(results.candidate) == ["default", "recipe-v2"]
+
+
+def test_a_search_summarised_as_a_benchmark_says_what_to_add(bench_script, tmp_path):
+    (tmp_path / "cells" / "default").mkdir(parents=True)
+    (tmp_path / "cells" / "default" / "ETTh1-h96-seed0.json").write_text(
+        '{"dataset": "ETTh1", "horizon": 96, "seed": 0, "protocol": "tslib", "val_mse": 0.69,'
+        ' "test_mse": null, "test_windows": null, "model": {}, "train": {}, "overrides": []}'
+    )
+    with pytest.raises(SystemExit, match=r"1 of the 1 cells .* no test scores.*--validation-only"):
+        bench_script.write_summary(tmp_path, False, "Benchmark")
