@@ -403,6 +403,17 @@ def write_mixer_ablations(out: Path, results: pd.DataFrame) -> None:
         write_table(summarize(part, order=order), folder, title=title)
 
 
+def summary_title(out: Path, validation_only: bool) -> str:
+    """The title of ``out``'s summary as it stands (a run continued or extended without
+    ``--title`` keeps it), or the default one."""
+    summary = out / ("search.md" if validation_only else "benchmark.md")
+    if summary.is_file():
+        first = summary.read_text().split("\n", 1)[0].strip()
+        if first:
+            return first
+    return "Recipe search, validation windows only" if validation_only else "Benchmark"
+
+
 def write_summary(
     out: Path, validation_only: bool, title: str, reference: str | None = None
 ) -> None:
@@ -464,9 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     out = Path(args.out)
-    title = args.title or (
-        "Recipe search, validation windows only" if args.validation_only else "Benchmark"
-    )
+    title = args.title or summary_title(out, args.validation_only)
     if args.summary_only:
         write_summary(out, args.validation_only, title, args.reference)
         return

@@ -47,3 +47,11 @@ def test_a_search_summarised_as_a_benchmark_says_what_to_add(bench_script, tmp_p
     )
     with pytest.raises(SystemExit, match=r"1 of the 1 cells .* no test scores.*--validation-only"):
         bench_script.write_summary(tmp_path, False, "Benchmark")
+
+
+def test_a_continued_run_keeps_the_title_of_its_summary(bench_script, tmp_path):
+    assert bench_script.summary_title(tmp_path, True) == "Recipe search, validation windows only"
+    assert bench_script.summary_title(tmp_path, False) == "Benchmark"
+    (tmp_path / "search.md").write_text("Dropout search (seed 0)\n\n| candidate |\n")
+    assert bench_script.summary_title(tmp_path, True) == "Dropout search (seed 0)"
+    assert bench_script.summary_title(tmp_path, False) == "Benchmark"
