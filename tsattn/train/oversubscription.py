@@ -128,8 +128,7 @@ class OversubscriptionGuard(pl.Callback):
         self.cores = cores or _cores()
         self.others = others or (lambda: runnable_elsewhere())  # looked up when called
         self.threads = self.own_threads = threads or torch.get_num_threads()
-        self.recent: deque[bool] = deque(maxlen=window)
-        self.seen: deque[float] = deque(maxlen=window)  # the other runnable threads per look
+        self.recent: deque[float] = deque(maxlen=window)  # the other runnable threads per look
         self.shared = self.warned = False
         self.interval = interval
         self._lock = threading.Lock()
@@ -141,22 +140,21 @@ class OversubscriptionGuard(pl.Callback):
         return self.adapt and self.own_threads > 1 and "OMP_NUM_THREADS" not in os.environ
 
     def look(self) -> None:
-        """Count the other runnable threads once and record whether the cores are shared."""
+        """Count the other runnable threads once (``act`` judges whether the cores are shared)."""
         others = self.others()
         with self._lock:
-            self.seen.append(others)
-            self.recent.append(others + self.own_threads > self.cores)
+            self.recent.append(others)
 
     def act(self) -> None:
         """Judge the last ``window`` looks; move to one thread or back (training thread)."""
         with self._lock:
-            verdicts, others = list(self.recent), max(self.seen, default=0.0)
+            verdicts = [others + self.own_threads > self.cores for others in self.recent]
+            others = max(self.recent, default=0.0)
             turn = (not self.shared and sum(verdicts) >= self.votes) or (
                 self.shared and len(verdicts) == self.window and not any(verdicts)
             )
             if turn:
                 self.recent.clear()
-                self.seen.clear()
         if not turn:
             return
         self.shared = not self.shared
@@ -214,7 +212,6 @@ class OversubscriptionGuard(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.threads = self.own_threads = torch.get_num_threads()
         self.recent.clear()
-        self.seen.clear()
         self.shared = False
         if trainer.strategy.root_device.type == "cpu":
             self.start()
