@@ -14,7 +14,8 @@ numbers (``PUBLISHED``, the mean of its five seeds at L=96); a gap would point a
 pipeline. Departures: RevIN's variance is the biased one (CycleNet's ``torch.var`` is unbiased),
 and the training windows are not dropped at the last partial batch.
 
-    python experiments/reference_cyclenet.py --datasets ETTh1,ETTh2 --horizons 96,192,336,720
+    python experiments/reference_cyclenet.py --datasets ETTh1,ETTh2,ETTm1,weather \\
+        --horizons 96,192,336,720
 
 It prints and writes the validation and the test MSE / MAE of the epoch with the best
 validation MSE, per dataset, horizon and seed.
@@ -124,7 +125,7 @@ def train(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="ETTh1,ETTh2")
+    parser.add_argument("--datasets", default="ETTh1,ETTh2,ETTm1,weather")
     parser.add_argument("--horizons", default="96,192,336,720")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
