@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
 from bench_speed import markdown, write_report  # noqa: E402
+from start_validation import scores  # noqa: E402
 
 from tsattn.data.datamodule import TimeSeriesDataModule  # noqa: E402
 from tsattn.data.timefeatures import cycle_lengths  # noqa: E402
@@ -60,7 +61,8 @@ PUBLISHED = {
 
 
 class CycleLinear(nn.Module):
-    """``forward(x (B, L, N), step (B,)) -> (B, H, N)``: CycleNet/Linear."""
+    """``forward(x (B, L, N), x_mark, step (B,)) -> (B, H, N)``: CycleNet/Linear (``x_mark``,
+    the batch's time features, is not read; the signature is ``MTGNN``'s)."""
 
     def __init__(self, seq_len: int, horizon: int, num_nodes: int, cycle_length: int) -> None:
         super().__init__()
@@ -69,24 +71,13 @@ class CycleLinear(nn.Module):
         self.cycle = ResidualCycle(cycle_length, num_nodes)
         self.linear = LinearShortcut("linear", seq_len, horizon)
 
-    def forward(self, x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, x_mark: torch.Tensor | None, step: torch.Tensor
+    ) -> torch.Tensor:
         x, stats = self.revin.normalize(x)  # (B, L, N)
         x = x - self.cycle(step, 0, self.seq_len)  # (B, L, N)
         y = self.linear(x) + self.cycle(step, self.seq_len, self.horizon)  # (B, H, N)
         return self.revin.denormalize(y, stats)
-
-
-def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader) -> tuple[float, float]:
-    """MSE and MAE over every window of ``loader`` (scaled units)."""
-    squared, absolute, count = 0.0, 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for x, y, _, step in loader:
-            error = model(x, step) - y
-            squared += (error**2).sum().item()
-            absolute += error.abs().sum().item()
-            count += y.numel()
-    return squared / count, absolute / count
 
 
 def train(
@@ -103,13 +94,12 @@ def train(
     for epoch in range(30):
         for group in optimizer.param_groups:  # CycleNet's "type3" schedule
             group["lr"] = 0.01 if epoch < 3 else 0.01 * 0.9 ** (epoch - 3)
-        model.train()
-        for x, y, _, step in dm.train_dataloader():
+        for x, y, marks, step in dm.train_dataloader():
             optimizer.zero_grad()
-            nn.functional.mse_loss(model(x, step), y).backward()
+            nn.functional.mse_loss(model(x, marks, step), y).backward()
             optimizer.step()
         epochs += 1
-        val_mse, _ = evaluate(model, dm.val_dataloader())
+        val_mse, _ = scores(model, dm)
         if val_mse < best:
             best, best_state, waited = val_mse, copy.deepcopy(model.state_dict()), 0
         else:
@@ -117,8 +107,8 @@ def train(
             if waited >= 5:
                 break
     model.load_state_dict(best_state)
-    val_mse, val_mae = evaluate(model, dm.val_dataloader())
-    test_mse, test_mae = evaluate(model, dm.test_dataloader())
+    val_mse, val_mae = scores(model, dm)
+    test_mse, test_mae = scores(model, dm, dm.test_dataloader())
     return dict(val_mse=val_mse, val_mae=val_mae, test_mse=test_mse, test_mae=test_mae,
                 epochs=epochs, test_windows=len(dm.test_dataloader().dataset))  # fmt: skip
 

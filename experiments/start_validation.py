@@ -69,12 +69,17 @@ def started(dataset: str, horizon: int, weighted: bool, root: str | None):
     return dm, model
 
 
-def scores(model: MTGNN, dm: TimeSeriesDataModule) -> tuple[float, float]:
-    """Validation MSE and MAE (scaled units, every window); the MAE is the recipe's L1
-    ``val_loss``, which picks the best checkpoint."""
+def scores(
+    model: torch.nn.Module,
+    dm: TimeSeriesDataModule,
+    loader: torch.utils.data.DataLoader | None = None,
+) -> tuple[float, float]:
+    """Validation MSE and MAE (scaled units, every window; those of ``loader`` instead when
+    given) of ``model(x, marks, step)``; the MAE is the recipe's L1 ``val_loss``, which picks
+    the best checkpoint."""
     squared, absolute, count = 0.0, 0.0, 0
     with torch.no_grad():
-        for x, y, marks, step in dm.val_dataloader():
+        for x, y, marks, step in loader or dm.val_dataloader():
             error = model(x, marks, step) - y
             squared += (error**2).sum().item()
             absolute += error.abs().sum().item()

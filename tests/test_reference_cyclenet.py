@@ -27,7 +27,7 @@ def test_cycle_linear_is_cyclenets_forward(script):
     w, b = model.linear.linear.weight, model.linear.linear.bias  # (H, L), (H,)
     inner = torch.einsum("hl,bln->bhn", w, (x - mean) / std - past) + b[:, None]
     expected = (inner + future) * std + mean
-    torch.testing.assert_close(model(x, step), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(x, None, step), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_train_returns_the_scores_of_its_best_validation_epoch(script):
