@@ -44,6 +44,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from tsattn.data import TimeSeriesDataModule
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
+from tsattn.train.allocator import FreedMemoryReuse
 from tsattn.train.checkpoint import (
     SAFE_GLOBALS,
     check_resume_checkpoint,
@@ -567,7 +568,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     train_loader = resumable_loader(loader, cfg.seed)
     timer = EpochTimer()
     extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionGuard(),
-             *([start] if start is not None else []), *callbacks]  # fmt: skip
+             FreedMemoryReuse(), *([start] if start is not None else []), *callbacks]  # fmt: skip
     batches = len(train_loader)
     limit = cfg.limit_train_batches
     batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)

@@ -1,0 +1,38 @@
+"""The arithmetic floor of ``experiments/bench_epoch.py`` (its epoch is too long for tests)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tests.experiment_scripts import load_experiment
+from tsattn.nn.temporal import GatedTemporalConv
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_experiment("bench_epoch")
+
+
+def test_step_flops_count_forward_and_both_backward_products(bench):
+    layer, x = nn.Linear(8, 4), torch.randn(16, 8, requires_grad=True)
+    flops = bench.step_flops(lambda: layer(x).sum().backward())
+    # forward x W^T, then the gradients of x and of W: three products of 16 x 8 x 4 multiply-adds
+    assert flops == 3 * 2 * 16 * 8 * 4
+
+
+def test_step_flops_see_the_hand_written_backward_of_the_gated_convolution(bench):
+    """GatedTemporalConv calls the convolution's backward itself; the floor must count it."""
+    batch, c_in, c_out, nodes, steps = 2, 4, 8, 3, 20
+    conv = GatedTemporalConv(c_in, c_out, kernel_set=(2, 3, 6, 7))
+    x = torch.randn(batch, c_in, nodes, steps, requires_grad=True)
+    flops = bench.step_flops(lambda: conv(x).sum().backward())
+    out_steps = steps - 6  # the largest kernel, 7, without dilation
+    one_pass = 2 * batch * nodes * out_steps * (2 * c_out) * c_in * 7  # filter and gate at once
+    assert flops == 3 * one_pass  # forward, gradient of the input, gradient of the weight
+
+
+def test_matmul_rate_is_a_rate_in_flop_per_second(bench):
+    rate = bench.matmul_rate(size=64, repeats=2)
+    assert 1e6 < rate < 1e15  # between a megaflop and a petaflop per second
