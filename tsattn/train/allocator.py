@@ -13,12 +13,13 @@ time in the kernel, and with those buffers served from the heap it took 13.7 s (
 :func:`reuse_freed_memory` serves large requests from the heap (``mallopt(M_MMAP_MAX, 0)``)
 and keeps freed memory at its top for the next step (``M_TRIM_THRESHOLD``); on leaving, it
 restores glibc's limits and returns the free memory to the system (``malloc_trim(0)``), so a
-process holds its training peak only while it trains. Every CPU fit runs inside it
-(:class:`FreedMemoryReuse`, one of the trainer's callbacks); wrap your own training loop in it
-the same way. It changes nothing where the C library is not glibc (macOS, Windows, musl) and
-nothing when you tuned malloc yourself (``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_``,
-``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or ``GLIBC_TUNABLES`` set); set
-``FreedMemoryReuse.enabled = False`` to turn it off.
+process holds its training peak only while it trains (glibc's mmap threshold then stays where
+it stood instead of adapting, as it does once any of its limits has been set). Every CPU fit
+runs inside it (:class:`FreedMemoryReuse`, one of the trainer's callbacks); wrap your own
+training loop in it the same way. It changes nothing where the C library is not glibc (macOS,
+Windows, musl) and nothing when you tuned malloc yourself (``MALLOC_MMAP_MAX_``,
+``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
+``GLIBC_TUNABLES`` set); set ``FreedMemoryReuse.enabled = False`` to turn it off.
 """
 
 from __future__ import annotations
