@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     loader = dm.train_dataloader()
     total_steps = len(loader)
     rate = matmul_rate()
-    rows = []
+    rows, flops_of = [], {}
     for name, kept in itertools.product(names, (False, True)):  # malloc as it starts first
         torch.manual_seed(0)
         model, loss_name, lr = build(name, dm)
@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         step = make_step(model, loss_name, lr)
         with reuse_freed_memory() if kept else contextlib.nullcontext():
             times, wall, kernel, faults = time_epoch(step, loader, args.steps)
-        flops = step_flops(lambda step=step: step(next(iter(loader))))
+        if name not in flops_of:  # the same model either way: count its step once
+            flops_of[name] = step_flops(lambda step=step: step(next(iter(loader))))
+        flops = flops_of[name]
         floor_min = flops * total_steps / rate / 60
         if args.steps <= 0:
             epoch_min, how = (wall + times[0]) / 60, f"measured, all {total_steps} steps"
