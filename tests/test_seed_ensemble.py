@@ -1,0 +1,67 @@
+"""The arithmetic and resumption of ``experiments/seed_ensemble.py`` (its members are trained
+models, too long for tests: the members here are given forecasts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.experiment_scripts import load_experiment
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_experiment("seed_ensemble")
+
+
+def fake_members(seeds: int, shape=(5, 4, 3)) -> list[dict]:
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(shape, generator=generator)
+    start = target + torch.randn(shape, generator=generator)
+    return [
+        {"best": target + 0.5 * torch.randn(shape, generator=generator), "start": start,
+         "y": target, "epochs": 3 + seed}
+        for seed in range(seeds)
+    ]  # fmt: skip
+
+
+def test_ensemble_gains_exactly_the_spread_of_the_members(script, tmp_path, monkeypatch):
+    members = fake_members(3)
+    monkeypatch.setattr(script, "member", lambda dataset, horizon, seed, runs: members[seed])
+    row = script.cell("toy", 4, 3, tmp_path)
+    mean_forecast = torch.stack([m["best"] for m in members]).mean(0)
+    spread = sum(float(((m["best"] - mean_forecast) ** 2).mean()) for m in members) / 3
+    assert row["ensemble"] == pytest.approx(sum(row["members"]) / 3 - spread, rel=1e-6)
+    assert row["ensemble"] < min(row["members"])  # independent errors: the mean beats each
+    blend = (members[1]["best"] + members[1]["start"]) / 2
+    assert row["start_best"][1] == pytest.approx(float(((blend - members[1]["y"]) ** 2).mean()))
+    assert row["epochs"] == [3, 4, 5]
+
+
+def test_a_finished_cell_is_read_back_not_trained_again(script, tmp_path, monkeypatch):
+    members = fake_members(2)
+    monkeypatch.setattr(script, "member", lambda dataset, horizon, seed, runs: members[seed])
+    first = script.cell("toy", 4, 2, tmp_path)
+    saved = json.loads((tmp_path / "cells" / "toy-h4-seeds2.json").read_text())
+    assert saved == first
+
+    def never(*args):
+        raise AssertionError("a finished cell trained again")
+
+    monkeypatch.setattr(script, "member", never)
+    assert script.cell("toy", 4, 2, tmp_path) == first
+
+
+def test_table_row_puts_the_ensemble_beside_the_members_mean(script):
+    row = {"dataset": "toy", "horizon": 4, "members": [1.0, 3.0], "ensemble": 1.8,
+           "start": 2.5, "start_best": [1.0, 2.0]}  # fmt: skip
+    cells = script.table_row(row)
+    assert cells[:6] == ["toy", "4", "1.0000 / 3.0000", "2.0000", "1.8000", "0.9000"]
+    assert cells[6:] == ["2.5000", "1.5000", "0.7500"]
+
+
+def test_an_ensemble_of_one_is_refused(script):
+    with pytest.raises(SystemExit):
+        script.main(["--seeds", "1"])
