@@ -65,3 +65,12 @@ def test_table_row_puts_the_ensemble_beside_the_members_mean(script):
 def test_an_ensemble_of_one_is_refused(script):
     with pytest.raises(SystemExit):
         script.main(["--seeds", "1"])
+
+
+def test_the_table_holds_every_finished_cell_not_only_this_runs(script, tmp_path, monkeypatch):
+    members = fake_members(2)
+    monkeypatch.setattr(script, "member", lambda dataset, horizon, seed, runs: members[seed])
+    for dataset, horizon in (("b", 720), ("a", 720), ("a", 96)):  # e.g. three separate runs
+        script.cell(dataset, horizon, 2, tmp_path)
+    cells = script.finished_cells(tmp_path)
+    assert [(c["dataset"], c["horizon"]) for c in cells] == [("a", 96), ("a", 720), ("b", 720)]
