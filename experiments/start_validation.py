@@ -22,7 +22,7 @@ the data's step), each as the trainer scores it
 
 ``--variants`` scores other fits of the weighted start's shortcut (a larger ridge penalty;
 iteratively reweighted least squares towards the L1 error the recipe trains on; recent windows
-weighted more; a map of reduced rank):
+weighted more; a map of reduced rank; the cycle fitted jointly with the map, alternating):
 
     python experiments/start_validation.py --variants --datasets ETTh1,ETTh2 --horizons 96,720
 """
@@ -162,8 +162,47 @@ def reduce_rank(model: MTGNN, dm: TimeSeriesDataModule, rank: int) -> None:
         linear.bias.copy_(project @ linear.bias)
 
 
+def refit_cycle(model: MTGNN, dm: TimeSeriesDataModule) -> None:
+    """Refit the cycle jointly with the shortcut as it stands: with the map ``W`` and bias ``b``
+    fixed, a window of phase ``p`` forecasts ``W x + b + (C_out(p) - W C_in(p)) c`` (``C_in``,
+    ``C_out`` pick the cycle's values at its input and forecast steps), linear in each
+    variable's cycle ``c``, whose weighted least-squares fit (each window weighted by its RevIN
+    variance, as ``weighted_least_squares`` weights it) is solved in closed form from sums per
+    phase. Alternating it with :func:`refit` fits cycle and map together instead of the cycle
+    at its phase means first."""
+    cycle, linear = model.cycle, model.shortcut.linear
+    length, nodes = cycle.values.shape
+    seq_len, horizon = model.config.seq_len, model.config.horizon
+    weight, bias = linear.weight.double(), linear.bias.double()  # (H, L), (H,)
+    eye = torch.eye(length, dtype=torch.float64)
+    phase = torch.arange(length)[:, None]
+    c_in = eye[(phase + torch.arange(seq_len)) % length]  # (W, L, W)
+    c_out = eye[(phase + seq_len + torch.arange(horizon)) % length]  # (W, H, W)
+    design = c_out - torch.einsum("hl,plw->phw", weight, c_in)  # (W, H, W)
+    mass = torch.zeros(length, nodes, dtype=torch.float64)  # (W, N): summed window weights
+    residual = torch.zeros(length, horizon, nodes, dtype=torch.float64)  # (W, H, N)
+    with torch.no_grad():
+        for x, y, _, step in in_order(dm):
+            xn, stats = model.revin.normalize(x)
+            yn = model.revin.normalize_target(y, stats).double()  # (B, H, N)
+            variance = stats.std.squeeze(1).double() ** 2  # (B, N)
+            left = yn - torch.einsum("hl,bln->bhn", weight, xn.double()) - bias[:, None]
+            first = step.long() % length  # (B,)
+            mass.index_add_(0, first, variance)
+            residual.index_add_(0, first, left * variance[:, None, :])
+        gram = torch.einsum("phw,phv->pwv", design, design)  # (W, W, W)
+        values = torch.empty(length, nodes, dtype=torch.float64)
+        for node in range(nodes):
+            normal = torch.einsum("p,pwv->wv", mass[:, node], gram)  # (W, W)
+            normal += 1e-6 * normal.diagonal().mean() * eye  # phases never seen stay solvable
+            values[:, node] = torch.linalg.solve(
+                normal, torch.einsum("phw,ph->w", design, residual[:, :, node])
+            )
+        cycle.values.copy_(values.to(cycle.values))
+
+
 # name -> the refits applied in turn to the weighted start (keyword arguments of refit, or
-# {"rank": r} for reduce_rank)
+# {"rank": r} for reduce_rank, or {"cycle": True}: refit_cycle, then refit)
 VARIANTS: dict[str, list[dict]] = {
     "weighted_least_squares (ridge 1e-4)": [],
     "ridge 0.1": [{"ridge": 0.1}],
@@ -174,6 +213,7 @@ VARIANTS: dict[str, list[dict]] = {
     "recent, decay 0.25": [{"decay": 0.25}],
     "rank 8": [{"rank": 8}],
     "rank 32": [{"rank": 32}],
+    "joint cycle, 3 rounds": [{"cycle": True}] * 3,
 }
 
 
@@ -185,6 +225,9 @@ def variants(dataset: str, horizon: int, root: str | None) -> list[str]:
         for step in steps:
             if "rank" in step:
                 reduce_rank(model, dm, step["rank"])
+            elif "cycle" in step:
+                refit_cycle(model, dm)
+                refit(model, dm)
             else:
                 refit(model, dm, **step)
         mse, mae = scores(model, dm)

@@ -69,3 +69,15 @@ def test_cycle_choice_reports_the_trainers_choice_with_both_scores(script):
         int(cell.split(":")[0]): float(cell.split(": ")[1].split(" / ")[0]) for cell in (day, week)
     }
     assert int(chosen) == min(loss, key=loss.get) == 24  # a daily sine: the day validates better
+
+
+def test_refit_cycle_is_the_least_squares_cycle_for_the_map_as_it_stands(script):
+    dm, model = script.started(_hourly(), 12, True, None)
+    training = script.in_order(dm)
+    before = script.scores(model, dm, training)[0]  # phase means, the trainer's start
+    script.refit_cycle(model, dm)
+    fitted = model.cycle.values.clone()
+    after = script.scores(model, dm, training)[0]
+    assert after < before  # the exact minimiser over the cycle, the map held fixed
+    script.refit_cycle(model, dm)  # the same problem again: the same cycle
+    torch.testing.assert_close(model.cycle.values, fitted, atol=1e-5, rtol=1e-4)
