@@ -126,7 +126,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from tsattn.train.config import RunConfig
-    from tsattn.train.trainer import build_datamodule, fit_datamodule
+    from tsattn.train.trainer import build_datamodule, fit_config
 
     torch.set_num_threads(cell["threads"])
     path = Path(cell["path"])
@@ -134,14 +134,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     cfg = RunConfig().with_overrides(cell["overrides"])
     started = time.perf_counter()
     datamodule = build_datamodule(cfg.data)
-    result = fit_datamodule(
-        datamodule,
-        model=cfg.model,
-        train=cfg.train,
-        use_time_features=cfg.data.use_time_features,
-        run_dir=run_dir,
-        test=not cell["validation_only"],
-    )
+    result = fit_config(cfg, datamodule, run_dir, test=not cell["validation_only"])
     # The best checkpoint's validation scores (training may have gone on past it), without
     # Lightning's note on its own use of a deprecated torch pytree check.
     with warnings.catch_warnings():

@@ -40,7 +40,7 @@ from tsattn import MTGNN, MTGNNConfig  # noqa: E402
 from tsattn.train.checkpoint import load_checkpoint  # noqa: E402
 from tsattn.train.config import RunConfig  # noqa: E402
 from tsattn.train.evaluation import forecast_windows  # noqa: E402
-from tsattn.train.trainer import build_datamodule, fit_datamodule  # noqa: E402
+from tsattn.train.trainer import build_datamodule, fit_config  # noqa: E402
 
 DEFAULT_OUT = ROOT / "experiments/results/ensemble_search"
 
@@ -73,14 +73,7 @@ def member(dataset: str, horizon: int, seed: int, runs: Path) -> dict[str, torch
     )
     datamodule = build_datamodule(cfg.data)
     run_dir = runs / path.stem
-    result = fit_datamodule(
-        datamodule,
-        model=cfg.model,
-        train=cfg.train,
-        use_time_features=cfg.data.use_time_features,
-        run_dir=run_dir,
-        test=False,
-    )
+    result = fit_config(cfg, datamodule, run_dir, test=False)
     best, target = val_forecasts(result.module.model, datamodule.datasets["val"])
     start_path = run_dir / "checkpoints" / "start.ckpt"
     start = val_forecasts(saved_model(start_path), datamodule.datasets["val"])[0]

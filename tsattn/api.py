@@ -53,7 +53,7 @@ from tsattn.train.intervals import (
     interval_columns,
     window_scale,
 )
-from tsattn.train.trainer import TrainResult, build_datamodule, fit_datamodule, scaler_affine
+from tsattn.train.trainer import TrainResult, build_datamodule, fit_config, scaler_affine
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -230,14 +230,7 @@ class Forecaster:
         """
         dm = self._datamodule(data, val_data)
         with tempfile.TemporaryDirectory(prefix="tsattn-") as scratch:
-            result = fit_datamodule(
-                dm,
-                model=self.config.model,
-                train=self.config.train,
-                use_time_features=self.config.data.use_time_features,
-                run_dir=run_dir or scratch,
-                ckpt_path=ckpt_path,
-            )
+            result = fit_config(self.config, dm, run_dir or scratch, ckpt_path=ckpt_path)
             self._adopt(result, dm)
         return self
 

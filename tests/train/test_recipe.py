@@ -63,6 +63,19 @@ def test_fit_trains_the_recipe_model_with_the_resolved_loss(tmp_path):
     assert result.module.model_config.channel_independent is True
 
 
+def test_fit_config_trains_with_the_runs_model_train_and_data_settings(tmp_path):
+    from tests.train.conftest import TINY_MODEL
+    from tests.train.toy import ToyDataModule
+    from tsattn.train import RunConfig, fit_config
+
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, loss="mse", seed=3)
+    config = RunConfig(model={**TINY_MODEL, "layers": 1}, train=train)
+    result = fit_config(config, ToyDataModule(protocol="holdout"), tmp_path, test=False)
+    assert result.module.model_config.layers == 1  # the run's model settings
+    assert result.module.train_config.loss == "mse" and result.module.train_config.seed == 3
+    assert "test_mse" not in result.metrics  # fit_datamodule's own keywords pass through
+
+
 def test_auto_cycle_length_is_the_daily_cycle_of_the_data():
     assert (
         resolve_model_options("tslib", 7, 96, {"cycle_length": "auto"}, freq="h")["cycle_length"]

@@ -4,7 +4,13 @@ from tsattn.train.config import DataConfig, RunConfig, TrainConfig, split_option
 from tsattn.train.metrics import MetricAccumulator
 from tsattn.train.module import ForecastModule
 from tsattn.train.resume import DeterministicResume, EpochShuffleSampler, resumable_loader
-from tsattn.train.trainer import TrainResult, build_trainer, fit_datamodule, scaler_affine
+from tsattn.train.trainer import (
+    TrainResult,
+    build_trainer,
+    fit_config,
+    fit_datamodule,
+    scaler_affine,
+)
 
 __all__ = [
     "DataConfig",
@@ -16,6 +22,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "build_trainer",
+    "fit_config",
     "fit_datamodule",
     "resumable_loader",
     "scaler_affine",

@@ -24,7 +24,7 @@ import pandas as pd
 
 from tsattn.nn.mixers import list_mixers
 from tsattn.train.config import RunConfig
-from tsattn.train.trainer import build_datamodule, fit_datamodule
+from tsattn.train.trainer import build_datamodule, fit_config
 
 __all__ = ["paired_difference", "run_ablation", "summarize", "write_table"]
 
@@ -32,13 +32,8 @@ __all__ = ["paired_difference", "run_ablation", "summarize", "write_table"]
 def _run_one(cfg: RunConfig, run_dir: Path) -> dict:
     last = run_dir / "checkpoints" / "last.ckpt"
     started = time.perf_counter()
-    result = fit_datamodule(
-        build_datamodule(cfg.data),
-        model=cfg.model,
-        train=cfg.train,
-        use_time_features=cfg.data.use_time_features,
-        run_dir=run_dir,
-        ckpt_path=str(last) if last.is_file() else None,
+    result = fit_config(
+        cfg, build_datamodule(cfg.data), run_dir, ckpt_path=str(last) if last.is_file() else None
     )
     metrics = result.metrics
     if "test_mse" not in metrics:

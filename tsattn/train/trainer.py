@@ -51,7 +51,7 @@ from tsattn.train.checkpoint import (
     load_checkpoint,
     run_file,
 )
-from tsattn.train.config import DataConfig, TrainConfig
+from tsattn.train.config import DataConfig, RunConfig, TrainConfig
 from tsattn.train.module import ForecastModule, _unpack
 from tsattn.train.oversubscription import OversubscriptionGuard
 from tsattn.train.recipe import (
@@ -68,6 +68,7 @@ __all__ = [
     "build_datamodule",
     "build_trainer",
     "choose_cycle_length",
+    "fit_config",
     "fit_datamodule",
     "fit_start",
     "mean_loss",
@@ -355,6 +356,23 @@ def fit_datamodule(
     with _lightning_output():
         return _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callbacks,
                     test, module_class)  # fmt: skip
+
+
+def fit_config(
+    config: RunConfig, datamodule: Any, run_dir: str | Path, **options: Any
+) -> TrainResult:
+    """:func:`fit_datamodule` with a run's settings: ``config.model`` and ``config.train``, and
+    the time features as ``config.data`` asks (``datamodule`` is built from ``config.data``
+    by the caller, :func:`build_datamodule`, who keeps it for scoring); ``options`` are
+    :func:`fit_datamodule`'s other keywords (``ckpt_path``, ``test``, ...)."""
+    return fit_datamodule(
+        datamodule,
+        model=config.model,
+        train=config.train,
+        use_time_features=config.data.use_time_features,
+        run_dir=run_dir,
+        **options,
+    )
 
 
 # Lightning's messages that a tsattn user cannot act on: banners ("GPU available"), tips
