@@ -22,6 +22,7 @@ when rerun::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -36,11 +37,16 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 from bench_speed import markdown, write_report  # noqa: E402
 
-from tsattn import MTGNN, MTGNNConfig  # noqa: E402
+from tsattn import MTGNN  # noqa: E402
 from tsattn.train.checkpoint import load_checkpoint  # noqa: E402
 from tsattn.train.config import RunConfig  # noqa: E402
 from tsattn.train.evaluation import forecast_windows  # noqa: E402
-from tsattn.train.trainer import build_datamodule, fit_config  # noqa: E402
+from tsattn.train.trainer import (  # noqa: E402
+    StartCheckpoint,
+    TrainResult,
+    build_datamodule,
+    fit_config,
+)
 
 DEFAULT_OUT = ROOT / "experiments/results/ensemble_search"
 
@@ -51,15 +57,12 @@ def val_forecasts(model: MTGNN, dataset: torch.utils.data.Dataset) -> tuple[torc
     return torch.cat([p for p, _ in pairs]), torch.cat([y for _, y in pairs])
 
 
-def saved_model(path: Path) -> MTGNN:
-    """The model of a Lightning checkpoint written by the trainer."""
-    checkpoint = load_checkpoint(path)
-    model = MTGNN(MTGNNConfig.from_dict(checkpoint["hyper_parameters"]["model_config"]))
-    prefix = "model."
-    model.load_state_dict(
-        {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    )
-    return model
+def start_model(result: TrainResult) -> MTGNN:
+    """The closed-form start the fit saved (:class:`~tsattn.train.trainer.StartCheckpoint`),
+    loaded into a copy of the trained module as the trainer reloads its own checkpoints."""
+    module = copy.deepcopy(result.module)
+    module.load_state_dict(load_checkpoint(StartCheckpoint.path(result.trainer))["state_dict"])
+    return module.model
 
 
 def member(dataset: str, horizon: int, seed: int, runs: Path) -> dict[str, torch.Tensor]:
@@ -75,8 +78,7 @@ def member(dataset: str, horizon: int, seed: int, runs: Path) -> dict[str, torch
     run_dir = runs / path.stem
     result = fit_config(cfg, datamodule, run_dir, test=False)
     best, target = val_forecasts(result.module.model, datamodule.datasets["val"])
-    start_path = run_dir / "checkpoints" / "start.ckpt"
-    start = val_forecasts(saved_model(start_path), datamodule.datasets["val"])[0]
+    start = val_forecasts(start_model(result), datamodule.datasets["val"])[0]
     out = {"best": best, "start": start, "y": target, "epochs": len(result.epoch_seconds)}
     tmp = path.with_suffix(".tmp")
     torch.save(out, tmp)

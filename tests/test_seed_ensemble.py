@@ -74,3 +74,21 @@ def test_the_table_holds_every_finished_cell_not_only_this_runs(script, tmp_path
         script.cell(dataset, horizon, 2, tmp_path)
     cells = script.finished_cells(tmp_path)
     assert [(c["dataset"], c["horizon"]) for c in cells] == [("a", 96), ("a", 720), ("b", 720)]
+
+
+def test_start_model_is_the_closed_form_start_the_fit_saved(script, tmp_path):
+    from tests.train.conftest import TINY_MODEL
+    from tests.train.toy import ToyDataModule
+    from tsattn.train import RunConfig, TrainConfig, fit_config
+
+    train = TrainConfig(max_steps=3, progress_bar=False, patience=0)
+    result = fit_config(RunConfig(model=TINY_MODEL, train=train), ToyDataModule(), tmp_path)
+    trained = {k: v.clone() for k, v in result.module.model.state_dict().items()}
+    start = script.start_model(result)
+    assert start is not result.module.model
+    # beside the closed-form shortcut the deep path starts at zero, the shortcut at its fit
+    assert start.head[-1].weight.abs().max() == 0
+    assert result.module.model.head[-1].weight.abs().max() > 0  # an epoch beat it: trained
+    assert start.shortcut.linear.weight.abs().max() > 0
+    for key, value in result.module.model.state_dict().items():  # the fitted model untouched
+        torch.testing.assert_close(value, trained[key])
