@@ -61,7 +61,10 @@ that scored every candidate on validation windows only
   2.1 % lower at H=96 and 0.2 % higher at H=720); a twelfth
   (``experiments/candidates/dilation_search.yaml``, ``experiments/results/dilation_search/``)
   kept MTGNN's multi-step stack against dilations doubling per layer (0.9991; with a fourth
-  layer 0.9978). A seed ensemble of three recipes (``experiments/seed_ensemble.py``,
+  layer 0.9978); a thirteenth (``experiments/candidates/input_search.yaml``,
+  ``experiments/results/input_search/``) kept the calendar marks (0.9964 without them: lower at
+  horizons under a week, higher above) and RevIN's affine map (0.9978 without it). A seed
+  ensemble of three recipes (``experiments/seed_ensemble.py``,
   ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
   three times the training, so the recipe trains one model.
 
