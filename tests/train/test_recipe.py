@@ -331,3 +331,51 @@ def test_a_cycle_the_training_series_covers_less_than_twice_is_no_candidate(tmp_
                             run_dir=tmp_path, test=False)  # fmt: skip
     assert result.module.model_config.cycle_length == 24  # 280 training steps < 2 weeks
     assert "start_val_loss_cycle168" not in result.metrics
+
+
+def test_auto_time_features_need_a_horizon_of_a_week_under_the_recipe():
+    from tsattn.train.recipe import resolve_time_features
+
+    # ETTh1 at H = 96 spans 4 days, at H = 192 8 days; ETTm1 at 720 7.5 days; weather at 720 5
+    assert [resolve_time_features("tslib", "auto", h, "h") for h in (96, 167, 168, 192)] == [
+        False, False, True, True,
+    ]  # fmt: skip
+    assert resolve_time_features("tslib", "auto", 720, "15min") is True
+    assert resolve_time_features("holdout", "auto", 720, "10min") is False
+    assert resolve_time_features("holdout", "auto", 2, "MS") is True  # two months
+    assert resolve_time_features("holdout", "auto", 96, None) is False  # no dates, no marks
+    # outside the recipe "auto" reads the marks; a bool always stays
+    assert resolve_time_features("mtgnn", "auto", 3, "h") is True
+    assert resolve_time_features("tslib", "auto", 96, "h", recipe="none") is True
+    assert resolve_time_features("tslib", True, 96, "h") is True
+    assert resolve_time_features("tslib", False, 720, "h") is False
+
+
+def test_use_time_features_accepts_auto_and_names_a_bad_value():
+    from tsattn.train.config import DataConfig
+
+    assert DataConfig().use_time_features == "auto"
+    assert (
+        RunConfig().with_overrides(["data.use_time_features=false"]).data.use_time_features is False
+    )
+    with pytest.raises(ValueError, match=r"data\.use_time_features='yes' is not valid"):
+        DataConfig(use_time_features="yes")
+
+
+@pytest.mark.parametrize(
+    ("horizon", "use", "marks"), [(12, "auto", 0), (168, "auto", 4), (12, True, 4), (168, False, 0)]
+)
+def test_fit_reads_the_marks_only_where_the_rule_or_the_user_says(tmp_path, horizon, use, marks):
+    """The datamodule keeps its marks either way; the model is built to read them or not, and
+    a forecaster built without them is scored without them."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_weekly_frame(3000), 48, horizon, protocol="tslib", batch_size=16)
+    result = fit_datamodule(dm, model={**TINY_MODEL, "cycle_length": 0}, use_time_features=use,
+                            train=TrainConfig(max_steps=1, progress_bar=False, patience=0),
+                            run_dir=tmp_path)  # fmt: skip
+    assert dm.n_time_features == 4
+    assert result.module.model_config.time_features == marks
+    assert np.isfinite(result.metrics["test_mse"])

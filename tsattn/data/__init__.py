@@ -29,6 +29,7 @@ from tsattn.data.timefeatures import (
     future_index,
     grid_steps,
     infer_freq,
+    span,
     time_features,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "plan_splits",
     "register_dataset",
     "search_paths",
+    "span",
     "time_features",
     "verify_dataset",
 ]

@@ -43,6 +43,7 @@ __all__ = [
     "future_index",
     "grid_steps",
     "infer_freq",
+    "span",
     "time_features",
 ]
 
@@ -187,6 +188,26 @@ def cycle_lengths(freq: str | None) -> tuple[int, ...]:
     if not day:
         return ()
     return (day, 7 * day) if _fixed_step(freq) < pd.Timedelta(days=1) else (day,)
+
+
+def span(freq: str | None, steps: int) -> pd.Timedelta | None:
+    """The time ``steps`` steps of ``freq`` cover, calendar steps included (``None`` without
+    dates); the recipe keeps the calendar marks where a forecast spans a week
+    (:func:`tsattn.train.recipe.resolve_time_features`).
+
+    >>> [str(span(freq, 96)) for freq in ("h", "15min", "10min")]
+    ['4 days 00:00:00', '1 days 00:00:00', '0 days 16:00:00']
+    >>> span("MS", 1) >= pd.Timedelta(days=28), span(None, 96)
+    (True, None)
+    """
+    if freq is None:
+        return None
+    try:
+        offset = to_offset(freq)
+    except (TypeError, ValueError):
+        return None
+    start = pd.Timestamp("2000-01-03")  # a Monday at midnight
+    return (start + steps * offset) - start
 
 
 def _offset_features(freq: str):

@@ -91,6 +91,10 @@ class DataConfig(_Section):
 
     ``data`` is a registered dataset name or a CSV path (the CLI needs it; the Python API passes
     DataFrames directly and leaves it ``None``).
+    ``use_time_features``: whether the model reads the calendar marks of its inputs (data with
+    dates): ``true``, ``false``, or ``auto`` (the default): under the long-horizon recipe only
+    where the horizon spans a week or more, always elsewhere
+    (:func:`tsattn.train.recipe.resolve_time_features`).
     """
 
     data: str | None = None
@@ -100,7 +104,7 @@ class DataConfig(_Section):
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     scaling: str = "standard"
-    use_time_features: bool = True
+    use_time_features: bool | str = "auto"
     batch_size: int = 32
     eval_batch_size: int | None = None
     num_workers: int = 0
@@ -108,6 +112,11 @@ class DataConfig(_Section):
     def __post_init__(self) -> None:
         _choice("data.protocol", self.protocol, PROTOCOLS)
         _choice("data.scaling", self.scaling, SCALINGS)
+        if self.use_time_features not in (True, False, "auto"):
+            raise ValueError(
+                f"data.use_time_features={self.use_time_features!r} is not valid: choose one "
+                "of true, false, auto."
+            )
         if self.seq_len < 1 or self.horizon < 1:
             raise ValueError(
                 f"data.seq_len={self.seq_len} and data.horizon={self.horizon} must both be >= 1."

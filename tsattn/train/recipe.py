@@ -83,10 +83,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tsattn.data.timefeatures import cycle_lengths
+import pandas as pd
+
+from tsattn.data.timefeatures import cycle_lengths, span
 
 __all__ = [
     "DEFAULT_LR",
+    "MARKS_FROM",
     "RECIPES",
     "RECIPE_LR",
     "RECIPE_PROTOCOLS",
@@ -94,6 +97,7 @@ __all__ = [
     "resolve_loss",
     "resolve_lr",
     "resolve_model_options",
+    "resolve_time_features",
     "resolve_val_checks",
 ]
 
@@ -103,6 +107,9 @@ DEFAULT_LR = 1e-3  # MTGNN's, for its own protocol and recipe="none"
 RECIPE_LR = 3e-4  # experiments/results/shortcut_search
 #: under the recipe, ``val_checks_per_epoch="auto"`` validates once per this many training steps
 VAL_EVERY_STEPS = 256  # experiments/results/schedule_search
+#: under the recipe, ``use_time_features="auto"`` reads the calendar marks only where the
+#: horizon spans at least this long (experiments/results/input_search)
+MARKS_FROM = pd.Timedelta(days=7)
 
 
 def long_horizon_recipe(num_nodes: int, horizon: int) -> dict[str, Any]:
@@ -170,6 +177,29 @@ def resolve_model_options(
         else:
             resolved["cycle_length"] = lengths[0] if lengths else 0
     return resolved
+
+
+def resolve_time_features(
+    protocol: str, use: bool | str, horizon: int, freq: str | None, recipe: str = "auto"
+) -> bool:
+    """``data.use_time_features`` as trained: whether the model reads the calendar marks.
+
+    ``auto`` under the recipe reads them only where the ``horizon`` steps of ``freq`` span at
+    least :data:`MARKS_FROM` (a week): the thirteenth search found them to help there and to
+    hurt below (``experiments/results/input_search/``); elsewhere ``auto`` reads them. A bool
+    stays. Data without dates have no marks either way.
+
+    >>> [resolve_time_features("tslib", "auto", h, "h") for h in (96, 168, 336)]
+    [False, True, True]
+    >>> resolve_time_features("mtgnn", "auto", 3, "h"), resolve_time_features("tslib", 1, 96, "h")
+    (True, True)
+    """
+    if use != "auto":
+        return bool(use)
+    if recipe != "auto" or protocol not in RECIPE_PROTOCOLS:
+        return True
+    covered = span(freq, horizon)
+    return covered is not None and covered >= MARKS_FROM
 
 
 def resolve_loss(protocol: str, loss: str, recipe: str = "auto") -> str:

@@ -58,6 +58,7 @@ from tsattn.train.recipe import (
     resolve_loss,
     resolve_lr,
     resolve_model_options,
+    resolve_time_features,
     resolve_val_checks,
 )
 from tsattn.train.resume import DeterministicResume, resumable_loader
@@ -284,7 +285,7 @@ def build_datamodule(cfg: DataConfig, data: Any = None, **overrides: Any) -> Tim
         raise ValueError("no data given: set data.data (a dataset name or a CSV path).")
     options = dict(
         protocol=cfg.protocol, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-        scaling=cfg.scaling, use_time_features=cfg.use_time_features,
+        scaling=cfg.scaling, use_time_features=cfg.use_time_features is not False,
         batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
         num_workers=cfg.num_workers,
     )  # fmt: skip
@@ -330,7 +331,7 @@ def fit_datamodule(
     *,
     model: Mapping[str, Any] | None = None,
     train: TrainConfig | None = None,
-    use_time_features: bool = True,
+    use_time_features: bool | str = "auto",
     run_dir: str | Path,
     ckpt_path: str | None = None,
     callbacks: Iterable[pl.Callback] = (),
@@ -341,7 +342,9 @@ def fit_datamodule(
 
     The model is ``MTGNNConfig`` with the data's shape, the long-horizon recipe where
     ``train.recipe`` and the protocol call for it (:mod:`tsattn.train.recipe`), and ``model``'s
-    explicit settings on top.
+    explicit settings on top. ``use_time_features`` (``True``, ``False`` or ``"auto"``:
+    :func:`~tsattn.train.recipe.resolve_time_features`) decides whether it reads the data's
+    calendar marks.
 
     ``datamodule`` follows the ``tsattn.data.TimeSeriesDataModule`` contract (``seq_len``,
     ``num_nodes``, ``output_length``, ``n_time_features``, ``scaler``, ``window_counts``, the
@@ -530,6 +533,10 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     loc, scale = scaler_affine(getattr(datamodule, "scaler", None), datamodule.num_nodes)
     plan = getattr(datamodule, "plan", None)
     gap = plan.geometry.gap if plan is not None else 0
+    freq = getattr(datamodule, "freq", None)
+    use_time_features = resolve_time_features(
+        protocol, use_time_features, datamodule.output_length, freq, cfg.recipe
+    )
 
     def make_module(options: Mapping[str, Any]) -> ForecastModule:
         model_config = MTGNNConfig(
@@ -571,7 +578,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
 
     model_options = resolve_model_options(
         protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe,
-        freq=getattr(datamodule, "freq", None), choose_cycle=choose_cycle,
+        freq=freq, choose_cycle=choose_cycle,
     )  # fmt: skip
     module = make_module(model_options)
     resume_from = _resume_path(ckpt_path, run_dir)
