@@ -62,8 +62,10 @@ that scored every candidate on validation windows only
   (``experiments/candidates/dilation_search.yaml``, ``experiments/results/dilation_search/``)
   kept MTGNN's multi-step stack against dilations doubling per layer (0.9991; with a fourth
   layer 0.9978); a thirteenth (``experiments/candidates/input_search.yaml``,
-  ``experiments/results/input_search/``) kept the calendar marks (0.9964 without them: lower at
-  horizons under a week, higher above) and RevIN's affine map (0.9978 without it). A seed
+  ``experiments/results/input_search/``) kept RevIN's affine map (0.9978 without it) and
+  dropped the calendar marks where the horizon spans less than a week
+  (``data.use_time_features="auto"``, :func:`resolve_time_features`; 0.9964 without any
+  marks: lower at every horizon under a week, on every seed run, higher above). A seed
   ensemble of three recipes (``experiments/seed_ensemble.py``,
   ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
   three times the training, so the recipe trains one model.
