@@ -193,8 +193,10 @@ def resolve_time_features(
 
     >>> [resolve_time_features("tslib", "auto", h, "h") for h in (96, 168, 336)]
     [False, True, True]
-    >>> resolve_time_features("mtgnn", "auto", 3, "h"), resolve_time_features("tslib", 1, 96, "h")
-    (True, True)
+    >>> resolve_time_features("mtgnn", "auto", 3, "h")
+    True
+    >>> resolve_time_features("tslib", True, 96, "h")
+    True
     """
     if use != "auto":
         return bool(use)
