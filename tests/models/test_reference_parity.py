@@ -50,7 +50,7 @@ def propagation():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("mode", ["dense", "sparse"])
+@pytest.mark.parametrize("mode", ["dense", "sparse", "operator"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_mtgnn_matches_textbook_official_forward_and_gradients(
     name, mode, device, propagation, exact_float32

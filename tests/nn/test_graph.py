@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tsattn.nn.graph import SPARSE_MIN_NODES, GraphLearner, GraphSupport, MixHop
+from tsattn.nn.graph import (
+    OPERATOR_MAX_NODES,
+    SPARSE_MIN_NODES,
+    GraphLearner,
+    GraphSupport,
+    MixHop,
+    mix_hop_pair,
+)
 
 
 def test_graph_learner_keeps_top_k_per_row_and_is_uni_directed():
@@ -42,11 +49,7 @@ def test_mix_hop_matches_explicit_propagation():
     hop = MixHop(3, 5, depth=2, beta=0.05)
     x = torch.randn(2, 3, 4, 6)
     adj = torch.rand(4, 4)
-    a = adj + torch.eye(4)
-    a = a / a.sum(dim=1, keepdim=True)
-    h1 = 0.05 * x + 0.95 * torch.einsum("vw,bcwt->bcvt", a, x)
-    h2 = 0.05 * x + 0.95 * torch.einsum("vw,bcwt->bcvt", a, h1)
-    expected = hop.mlp(torch.cat([x, h1, h2], dim=1))
+    expected = hop.mlp(torch.cat(_explicit_hops(x, adj, 0.05), dim=1))
     torch.testing.assert_close(hop(x, adj), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -175,25 +178,119 @@ def test_learner_support_holds_every_nonzero_entry():
     assert GraphLearner(num_nodes=3, node_dim=2, top_k=5).learn()[1] is None
 
 
-def test_automatic_propagation_is_sparse_only_for_large_sparse_graphs(propagation):
+def test_automatic_propagation_by_graph_size(propagation):
     hop = MixHop(2, 2)
     x_big = torch.randn(1, 2, SPARSE_MIN_NODES, 1)
     _, sparse = _sparse_graph(SPARSE_MIN_NODES, 4)
     dense_support = GraphSupport.from_dense(torch.ones(SPARSE_MIN_NODES, SPARSE_MIN_NODES))
     adj = torch.ones(SPARSE_MIN_NODES, SPARSE_MIN_NODES)
-    assert hop.uses_sparse(x_big, adj, sparse)
-    assert not hop.uses_sparse(x_big, adj, dense_support)
+    assert hop.mode(x_big, adj, sparse) == "sparse" and hop.uses_sparse(x_big, adj, sparse)
+    assert hop.mode(x_big, adj, dense_support) == "dense"
     small, small_support = _sparse_graph(SPARSE_MIN_NODES - 1, 1)
-    assert not hop.uses_sparse(torch.randn(1, 2, SPARSE_MIN_NODES - 1, 1), small, small_support)
+    x_small = torch.randn(1, 2, SPARSE_MIN_NODES - 1, 1)
+    assert hop.mode(x_small, small, small_support) == "dense"
+    tiny, tiny_support = _sparse_graph(OPERATOR_MAX_NODES, 1)
+    x_tiny = torch.randn(1, 2, OPERATOR_MAX_NODES, 1)
+    assert hop.mode(x_tiny, tiny, tiny_support) == "operator"
+    larger = _sparse_graph(OPERATOR_MAX_NODES + 1, 1)
+    assert hop.mode(torch.randn(1, 2, OPERATOR_MAX_NODES + 1, 1), *larger) != "operator"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert hop.mode(x_tiny, tiny, tiny_support) == "dense"
     propagation("sparse")
     assert hop.uses_sparse(torch.randn(1, 2, 5, 1), torch.ones(5, 5), None)
     propagation("dense")
-    assert not hop.uses_sparse(x_big, adj, sparse)
+    assert hop.mode(x_big, adj, sparse) == "dense"
+    propagation("operator")
+    assert hop.mode(x_big, adj, sparse) == "operator"
     hop.propagation = "fast"
-    with pytest.raises(ValueError, match="'auto', 'dense' or 'sparse'"):
+    with pytest.raises(ValueError, match=r"MixHop\.propagation='fast': choose one of 'auto'"):
         hop(torch.randn(1, 2, 3, 1), torch.ones(3, 3))
 
 
-def test_mix_hop_output_is_channels_last():
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("transposed", [False, True])
+def test_operator_mix_hop_equals_dense_outputs_and_gradients(
+    propagation, exact_matmul, transposed, device
+):
+    nodes = 6
+    adj, _ = _sparse_graph(nodes, 2)
+    adj = (adj.T if transposed else adj).to(device)
+    hop = MixHop(4, 5, depth=2, beta=0.05).to(device)
+    x = torch.randn(3, 4, nodes, 7, device=device).contiguous(memory_format=torch.channels_last)
+    results = []
+    for mode in ("dense", "operator"):
+        propagation(mode)
+        xs, a = x.clone().requires_grad_(), adj.clone().requires_grad_()
+        hop.zero_grad()
+        out = hop(xs, a)
+        out.mul(torch.linspace(-1, 1, out.numel(), device=device).view(out.shape)).sum().backward()
+        results.append((out, xs.grad, a.grad, hop.mlp.weight.grad.clone(), hop.mlp.bias.grad))
+    for dense, operator, name in zip(*results, ["out", "x", "adj", "weight", "bias"], strict=False):
+        torch.testing.assert_close(operator, dense, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_operator_is_the_hops_as_one_matrix():
+    torch.manual_seed(2)
+    hop = MixHop(3, 2, depth=2, beta=0.1)
+    adj = torch.rand(4, 4)
+    op, bias = hop.operator(adj)
+    x = torch.randn(1, 3, 4, 1)
+    by_hand = op @ x[0, :, :, 0].T.reshape(-1) + bias  # (node, channel) order
+    expected = hop.mlp(torch.cat(_explicit_hops(x, adj, 0.1), dim=1))[0, :, :, 0].T.reshape(-1)
+    torch.testing.assert_close(by_hand, expected, atol=1e-6, rtol=1e-5)
+
+
+def _explicit_hops(x: torch.Tensor, adj: torch.Tensor, beta: float) -> list[torch.Tensor]:
+    a = adj + torch.eye(adj.size(0))
+    a = a / a.sum(dim=1, keepdim=True)
+    h1 = beta * x + (1 - beta) * torch.einsum("vw,bcwt->bcvt", a, x)
+    h2 = beta * x + (1 - beta) * torch.einsum("vw,bcwt->bcvt", a, h1)
+    return [x, h1, h2]
+
+
+def test_operator_propagation_passes_gradcheck():
+    adj, _ = _sparse_graph(5, 2, dtype=torch.float64)
+    hop = MixHop(2, 3, depth=2, beta=0.1).double()
+    hop.propagation = "operator"
+    x = torch.randn(2, 2, 5, 3, dtype=torch.float64, requires_grad=True)
+    a = adj.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, a: hop(x, a), (x, a))
+
+
+@pytest.mark.parametrize("mode", ["operator", "dense", "sparse"])
+def test_mix_hop_pair_is_the_sum_of_both_directions(propagation, mode):
+    nodes = 6
+    adj, support = _sparse_graph(nodes, 2)
+    hops = torch.nn.ModuleList(MixHop(4, 3, depth=2) for _ in range(2))
+    x = torch.randn(2, 4, nodes, 5).contiguous(memory_format=torch.channels_last)
+    grads = []
+    for run_mode in ("dense", mode):
+        propagation(run_mode)
+        xs, a = x.clone().requires_grad_(), adj.clone().requires_grad_()
+        hops.zero_grad()
+        if run_mode == "dense":  # the reference: each direction on its own
+            out = hops[0](xs, a) + hops[1](xs, a.T)
+        else:
+            out = mix_hop_pair(hops, xs, a, support, support.transpose()[0])
+        out.mul(torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        grads.append([out, xs.grad, a.grad] + [p.grad.clone() for p in hops.parameters()])
+    kept = torch.zeros(nodes, nodes, dtype=torch.bool)
+    kept[support.rows, support.cols] = True
+    reference, result = grads
+    if mode == "sparse":  # the adjacency's gradient only on the kept entries
+        reference[2], result[2] = reference[2][kept], result[2][kept]
+    for expected, got in zip(reference, result, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_mix_hop_output_is_channels_last(propagation, mode):
+    propagation(mode)
     out = MixHop(3, 4)(torch.randn(2, 3, 5, 6), torch.rand(5, 5))
     assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_operator_output_is_stored_step_major(propagation):
+    propagation("operator")
+    out = MixHop(3, 4)(torch.randn(2, 3, 5, 6), torch.rand(5, 5))  # (B, C, N, T)
+    assert out.permute(0, 3, 2, 1).is_contiguous()  # (B, T, N, C) in memory

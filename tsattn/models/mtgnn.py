@@ -29,7 +29,7 @@ from torch import nn
 from tsattn._config import reject_unknown
 from tsattn.nn.cycle import ResidualCycle
 from tsattn.nn.fusion import create_fusion
-from tsattn.nn.graph import GraphLearner, MixHop
+from tsattn.nn.graph import GraphLearner, MixHop, mix_hop_pair
 from tsattn.nn.mixers import create_mixer
 from tsattn.nn.revin import RevIN
 from tsattn.nn.shortcut import SHORTCUTS, LinearShortcut
@@ -385,7 +385,9 @@ class MTGNN(nn.Module):
             adj, support = self.graph_learner.learn()  # (N, N), its kept entries
             support_t = support.transpose()[0] if support is not None else None
         pyramid = [_dropout(h, cfg.dropout, self.training)]  # (B, D, N, T0)
-        h = self.start_conv(h)  # (B, D, N, T0) -> (B, C_res, N, T0)
+        # (B, D, N, T0) -> (B, C_res, N, T0), channels-last as every layer reads and writes it
+        # (the gated convolution would copy it there; the residual sum keeps its layout)
+        h = self.start_conv(h).contiguous(memory_format=torch.channels_last)
         for tconv, mixer, gconv, norm in zip(
             self.temporal, self.mixers, self.graph_convs, self.norms, strict=True
         ):
@@ -395,11 +397,11 @@ class MTGNN(nn.Module):
             h = mixer(h)  # (B, C_conv, N, T') -> (B, C_conv, N, T')
             pyramid.append(h)
             if adj is not None:
-                # -> (B, C_res, N, T')
-                h = gconv[0](h, adj, support) + gconv[1](h, adj.T, support_t)
+                h = mix_hop_pair(gconv, h, adj, support, support_t)  # -> (B, C_res, N, T')
             else:
                 h = gconv(h)  # (B, C_conv, N, T') -> (B, C_res, N, T')
-            h = h + residual[..., -h.size(3) :]
+            # residual first: the sum takes its channels-last layout, which the norm reads
+            h = residual[..., -h.size(3) :] + h
             h = _layer_norm(norm, h)
         pyramid.append(h)
 

@@ -9,7 +9,9 @@ Departures from the official code:
   and the same predictions on every call, and after a save/load round trip.
 - ``top_k`` larger than the number of nodes keeps every edge instead of failing.
 - Mix-hop propagation multiplies only the kept entries (``top_k`` per row plus the self loop)
-  where that is faster, see :class:`MixHop`; it computes the same function.
+  where that is faster, and on small graphs the model's two mix-hops (``A`` and ``A^T``) run
+  as one matrix over (node, channel), see :class:`MixHop` and :func:`mix_hop_pair`; both
+  compute the same function.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GraphLearner", "GraphSupport", "MixHop"]
+__all__ = ["GraphLearner", "GraphSupport", "MixHop", "mix_hop_pair"]
 
 _TIE_BREAK_SCALE = 0.01
 
@@ -197,6 +199,10 @@ def _gather_rows(h: torch.Tensor, values: torch.Tensor, support: GraphSupport) -
 SPARSE_MIN_NODES = 64
 #: ... when at most this share of the ``N^2`` entries is kept (``experiments/bench_graph.py``)
 SPARSE_MAX_DENSITY = 0.25
+#: the automatic choice applies mix-hop as one (node, channel) operator on CPUs up to this many
+#: nodes (``experiments/bench_graph.py``, operator table)
+OPERATOR_MAX_NODES = 32
+PROPAGATIONS = ("auto", "dense", "sparse", "operator")
 
 
 class MixHop(nn.Module):
@@ -205,28 +211,36 @@ class MixHop(nn.Module):
     ``A_norm = D^-1 (A + I)`` (row-normalised with self loops) and one hop aggregates
     ``out[v] = sum_w A_norm[v, w] x[w]``: node ``v`` gathers from the nodes ``w`` its row
     points to. The hops ``H_0 .. H_depth`` are concatenated on channels and mixed by a
-    1x1 convolution. Input ``(B, c_in, N, T)``, output ``(B, c_out, N, T)`` in channels-last
-    memory layout (the layout the gated convolution writes and reads).
+    1x1 convolution. Input ``(B, c_in, N, T)``, output ``(B, c_out, N, T)``.
 
-    Two propagations compute the same function:
+    Three propagations compute the same function:
 
     - ``dense``: one batched matrix product per hop with the whole ``(N, N)`` matrix;
     - ``sparse``: only the kept entries, ``support`` (the learner's top-k per row plus the self
       loops; by default the nonzero entries of ``adj``), forward and backward; the gradient
       of ``adj`` is computed on those entries only (elsewhere it is zero, where the dense form
-      gives a value that the top-k mask then discards).
+      gives a value that the top-k mask then discards);
+    - ``operator``: the whole layer as one ``(N c_out, N c_in)`` matrix over (node, channel),
+      ``sum_k P_k(A) (x) W_k`` with ``H_k = P_k(A) X`` (:meth:`operator`), applied to every
+      ``(sample, step)`` by one matrix product. It does ``N / (depth + 1)`` times the
+      multiply-adds of the other two, in one large product instead of ``2 depth + 1`` thin
+      ones and as many passes over memory, which wins on small graphs; the model's two
+      directions then share one product (:func:`mix_hop_pair`).
 
-    ``propagation = "auto"`` (the default) takes ``sparse`` on CPUs when ``N >=``
-    :data:`SPARSE_MIN_NODES` and at most :data:`SPARSE_MAX_DENSITY` of the entries are kept,
-    the crossover measured by ``experiments/bench_graph.py``, and ``dense`` elsewhere (GPUs,
-    autocast). Set ``"dense"`` or ``"sparse"`` on one module or on the class to override it.
+    ``propagation = "auto"`` (the default) takes, on CPUs, ``operator`` when ``N <=``
+    :data:`OPERATOR_MAX_NODES`, ``sparse`` when ``N >=`` :data:`SPARSE_MIN_NODES` and at most
+    :data:`SPARSE_MAX_DENSITY` of the entries are kept, and ``dense`` otherwise, the crossovers
+    measured by ``experiments/bench_graph.py``; ``dense`` on GPUs and under autocast. Set a
+    mode on one module or on the class to override it. ``dense`` and ``sparse`` write their
+    output in channels-last memory layout (the layout the gated convolution writes and reads),
+    ``operator`` in ``(B, T, N, C)`` order.
 
     >>> hop = MixHop(8, 16, depth=2)
     >>> hop(torch.randn(2, 8, 4, 10), torch.rand(4, 4)).shape
     torch.Size([2, 16, 4, 10])
     """
 
-    #: ``"auto"``, ``"dense"`` or ``"sparse"``; on one module or on the class.
+    #: ``"auto"``, ``"dense"``, ``"sparse"`` or ``"operator"``; on one module or on the class.
     propagation: str = "auto"
 
     def __init__(self, c_in: int, c_out: int, depth: int = 2, beta: float = 0.05) -> None:
@@ -238,24 +252,37 @@ class MixHop(nn.Module):
         self.depth, self.beta = depth, beta
         self.mlp = nn.Conv2d((depth + 1) * c_in, c_out, kernel_size=1)
 
-    def uses_sparse(self, x: torch.Tensor, adj: torch.Tensor, support: GraphSupport | None) -> bool:
-        """Whether ``forward(x, adj, support)`` takes the sparse propagation."""
+    def mode(self, x: torch.Tensor, adj: torch.Tensor, support: GraphSupport | None) -> str:
+        """The propagation ``forward(x, adj, support)`` takes: dense, sparse or operator."""
         mode = self.propagation
-        if mode not in ("auto", "dense", "sparse"):
-            raise ValueError(f"MixHop.propagation={mode!r}: choose 'auto', 'dense' or 'sparse'.")
+        if mode not in PROPAGATIONS:
+            raise ValueError(
+                f"MixHop.propagation={mode!r}: choose one of {', '.join(map(repr, PROPAGATIONS))}."
+            )
         if mode != "auto":
-            return mode == "sparse"
+            return mode
         nodes = adj.size(0)
-        if x.device.type != "cpu" or nodes < SPARSE_MIN_NODES or _autocast_enabled(x):
-            return False
+        if x.device.type != "cpu" or _autocast_enabled(x):
+            return "dense"
+        if nodes <= OPERATOR_MAX_NODES:
+            return "operator"
+        if nodes < SPARSE_MIN_NODES:
+            return "dense"
         if support is None:
             kept = int((adj.detach() != 0).sum()) + nodes  # the self loops, at most
-            return kept / nodes**2 <= SPARSE_MAX_DENSITY
-        return support.density <= SPARSE_MAX_DENSITY
+            return "sparse" if kept / nodes**2 <= SPARSE_MAX_DENSITY else "dense"
+        return "sparse" if support.density <= SPARSE_MAX_DENSITY else "dense"
+
+    def uses_sparse(self, x: torch.Tensor, adj: torch.Tensor, support: GraphSupport | None) -> bool:
+        """Whether ``forward(x, adj, support)`` takes the sparse propagation."""
+        return self.mode(x, adj, support) == "sparse"
 
     def forward(
         self, x: torch.Tensor, adj: torch.Tensor, support: GraphSupport | None = None
     ) -> torch.Tensor:
+        mode = self.mode(x, adj, support)
+        if mode == "operator":
+            return _apply_operator(x, *self.operator(adj))
         batch, channels, nodes, steps = x.shape
         # (c_out, (depth + 1) c_in, 1, 1) -> (c_out, depth + 1, c_in): one matrix per hop
         weight = self.mlp.weight.view(self.mlp.out_channels, self.depth + 1, channels)
@@ -266,7 +293,7 @@ class MixHop(nn.Module):
         x_flat = x_cl.view(batch, nodes, steps * channels)  # (B, N, T C)
         # (B N T, C) x (C, c_out) -> (B N T, c_out)
         out = F.linear(x_cl.view(-1, channels), weight[:, 0], self.mlp.bias)
-        if self.uses_sparse(x, adj, support):
+        if mode == "sparse":
             support = support if support is not None else GraphSupport.from_dense(adj)
             values = self._normalised_values(adj, support)  # (nnz,)
             h = x_flat
@@ -275,10 +302,7 @@ class MixHop(nn.Module):
                 h = torch.add(_SparsePropagation.apply(h, values, support), x_flat, alpha=self.beta)
                 out = torch.addmm(out, h.view(-1, channels), weight[:, k].T)  # += H_k W_k^T
         else:
-            adj = adj + torch.eye(nodes, dtype=adj.dtype, device=adj.device)  # (N, N)
-            # row-normalised, with the (1 - beta) of every hop folded in
-            adj = (1.0 - self.beta) * adj / adj.sum(dim=1, keepdim=True)
-            adj = adj.to(x_flat.dtype).expand(batch, nodes, nodes)  # (B, N, N), a view
+            adj = self._normalised(adj).to(x_flat.dtype).expand(batch, nodes, nodes)  # a view
             h = x_flat
             for k in range(1, self.depth + 1):
                 # (B, N, N) x (B, N, T C) -> (B, N, T C), plus beta X
@@ -287,6 +311,34 @@ class MixHop(nn.Module):
         out = out.view(batch, nodes, steps, -1)  # (B N T, c_out) -> (B, N, T, c_out)
         return out.permute(0, 3, 1, 2)  # (B, N, T, c_out) -> (B, c_out, N, T), channels-last
 
+    def operator(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This layer as one linear map over (node, channel): ``(N c_out, N c_in)`` and its bias
+        ``(N c_out,)``, differentiable in ``adj`` and the weights.
+
+        ``H_k = P_k(A) X`` with ``P_0 = I`` and ``P_k = beta I + A_norm' P_{k-1}`` (``A_norm'``
+        the normalised matrix with ``1 - beta`` folded in), so ``out = sum_k P_k X W_k^T``,
+        whose entry ``[(v, o), (w, c)]`` is ``sum_k P_k[v, w] W_k[o, c]``.
+
+        >>> hop = MixHop(2, 3, depth=1)
+        >>> [tuple(t.shape) for t in hop.operator(torch.rand(4, 4))]
+        [(12, 8), (12,)]
+        """
+        nodes = adj.size(0)
+        c_out = self.mlp.out_channels
+        weight = self.mlp.weight.view(c_out, self.depth + 1, -1)  # (c_out, depth + 1, c_in)
+        step, eye = self._normalised(adj), torch.eye(nodes, dtype=adj.dtype, device=adj.device)
+        polys = [eye]
+        for _ in range(self.depth):
+            polys.append(torch.addmm(eye, step, polys[-1], beta=self.beta))  # beta I + A' P
+        polys = torch.stack(polys).to(weight.dtype)  # (depth + 1, N, N)
+        op = torch.einsum("kvw,okc->vowc", polys, weight)  # (N, c_out, N, c_in)
+        return op.reshape(nodes * c_out, -1), self.mlp.bias.repeat(nodes)
+
+    def _normalised(self, adj: torch.Tensor) -> torch.Tensor:
+        """``(1 - beta) D^-1 (A + I)``, ``(N, N)``."""
+        adj = adj + torch.eye(adj.size(0), dtype=adj.dtype, device=adj.device)
+        return (1.0 - self.beta) * adj / adj.sum(dim=1, keepdim=True)
+
     def _normalised_values(self, adj: torch.Tensor, support: GraphSupport) -> torch.Tensor:
         """``(1 - beta) D^-1 (A + I)`` on the kept entries, ``(nnz,)``, differentiable."""
         rows, cols = support.rows, support.cols
@@ -294,6 +346,41 @@ class MixHop(nn.Module):
         degree = torch.zeros(support.num_nodes, dtype=adj.dtype, device=adj.device)
         degree = degree.index_add(0, rows, raw)  # (N,), the row sums of A + I
         return (1.0 - self.beta) * raw / degree[rows]
+
+
+def mix_hop_pair(
+    hops: nn.ModuleList | tuple[MixHop, MixHop],
+    x: torch.Tensor,
+    adj: torch.Tensor,
+    support: GraphSupport | None = None,
+    support_t: GraphSupport | None = None,
+) -> torch.Tensor:
+    """``hops[0](x, A) + hops[1](x, A^T)``, MTGNN's graph convolution in both directions.
+
+    Where both take the operator form, their operators are summed and applied once: one matrix
+    product for the pair, the shared ``H_0 = X`` term counted once. ``support_t`` is the support
+    of ``A^T``.
+
+    >>> hops = (MixHop(4, 4), MixHop(4, 4))
+    >>> mix_hop_pair(hops, torch.randn(2, 4, 5, 6), torch.rand(5, 5)).shape
+    torch.Size([2, 4, 5, 6])
+    """
+    first, second = hops
+    adj_t = adj.T
+    if first.mode(x, adj, support) == second.mode(x, adj_t, support_t) == "operator":
+        op, bias = first.operator(adj)
+        op_t, bias_t = second.operator(adj_t)
+        return _apply_operator(x, op + op_t, bias + bias_t)
+    return first(x, adj, support) + second(x, adj_t, support_t)
+
+
+def _apply_operator(x: torch.Tensor, op: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``(B, c_in, N, T) -> (B, c_out, N, T)``: ``op (N c_out, N c_in)`` applied at every
+    ``(sample, step)``; the output is stored in ``(B, T, N, c_out)`` order."""
+    batch, channels, nodes, steps = x.shape
+    x_t = x.permute(0, 3, 2, 1).contiguous()  # (B, C, N, T) -> (B, T, N, C)
+    out = F.linear(x_t.view(batch * steps, nodes * channels), op.to(x.dtype), bias.to(x.dtype))
+    return out.view(batch, steps, nodes, -1).permute(0, 3, 2, 1)  # -> (B, c_out, N, T)
 
 
 def _autocast_enabled(x: torch.Tensor) -> bool:
