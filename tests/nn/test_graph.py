@@ -112,6 +112,21 @@ def exact_matmul():
     torch.backends.cuda.matmul.allow_tf32 = before
 
 
+def _outputs_and_grads(set_mode, modes, module, call, x, adj):
+    """Per mode: ``call(x, adj)`` and, after a weighted sum's backward, ``[out, dx, dadj,
+    *parameter gradients]``."""
+    results = []
+    for mode in modes:
+        set_mode(mode)
+        xs, a = x.clone().requires_grad_(), adj.clone().requires_grad_()
+        module.zero_grad()
+        out = call(xs, a)
+        weights = torch.linspace(-1, 1, out.numel(), device=out.device).view(out.shape)
+        out.mul(weights).sum().backward()
+        results.append([out, xs.grad, a.grad] + [p.grad.clone() for p in module.parameters()])
+    return results
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("given_support", [True, False])
@@ -126,15 +141,11 @@ def test_sparse_mix_hop_equals_dense_outputs_and_gradients(
     support = GraphSupport(support.rows.to(device), support.cols.to(device), nodes)
     hop = MixHop(4, 5, depth=2, beta=0.05).to(device)
     x = torch.randn(3, 4, nodes, 6, device=device)
-    results = []
-    for mode in ("dense", "sparse"):
-        propagation(mode)
-        xs, a = x.clone().requires_grad_(), adj.clone().requires_grad_()
-        hop.zero_grad()
-        out = hop(xs, a, support if given_support else None)
-        out.mul(torch.linspace(-1, 1, out.numel(), device=device).view(out.shape)).sum().backward()
-        results.append((out, xs.grad, a.grad, hop.mlp.weight.grad.clone()))
-    (out_d, gx_d, ga_d, gw_d), (out_s, gx_s, ga_s, gw_s) = results
+    given = support if given_support else None
+    results = _outputs_and_grads(
+        propagation, ("dense", "sparse"), hop, lambda x, a: hop(x, a, given), x, adj
+    )
+    (out_d, gx_d, ga_d, gw_d, _), (out_s, gx_s, ga_s, gw_s, _) = results
     torch.testing.assert_close(out_s, out_d, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gx_s, gx_d, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gw_s, gw_d, atol=1e-5, rtol=1e-4)
@@ -147,10 +158,11 @@ def test_sparse_mix_hop_equals_dense_outputs_and_gradients(
     assert (ga_s[~kept] == 0).all() and (ga_d[~kept] != 0).any()
 
 
-def test_sparse_propagation_passes_gradcheck():
+@pytest.mark.parametrize("mode", ["sparse", "operator"])
+def test_propagation_passes_gradcheck(mode):
     adj, support = _sparse_graph(7, 2, dtype=torch.float64)
     hop = MixHop(2, 3, depth=2, beta=0.1).double()
-    hop.propagation = "sparse"
+    hop.propagation = mode
     x = torch.randn(2, 2, 7, 3, dtype=torch.float64, requires_grad=True)
     a = adj.clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda x, a: hop(x, a, support), (x, a))
@@ -217,15 +229,8 @@ def test_operator_mix_hop_equals_dense_outputs_and_gradients(
     adj = (adj.T if transposed else adj).to(device)
     hop = MixHop(4, 5, depth=2, beta=0.05).to(device)
     x = torch.randn(3, 4, nodes, 7, device=device).contiguous(memory_format=torch.channels_last)
-    results = []
-    for mode in ("dense", "operator"):
-        propagation(mode)
-        xs, a = x.clone().requires_grad_(), adj.clone().requires_grad_()
-        hop.zero_grad()
-        out = hop(xs, a)
-        out.mul(torch.linspace(-1, 1, out.numel(), device=device).view(out.shape)).sum().backward()
-        results.append((out, xs.grad, a.grad, hop.mlp.weight.grad.clone(), hop.mlp.bias.grad))
-    for dense, operator, name in zip(*results, ["out", "x", "adj", "weight", "bias"], strict=False):
+    results = _outputs_and_grads(propagation, ("dense", "operator"), hop, hop, x, adj)
+    for dense, operator, name in zip(*results, ["out", "x", "adj", "weight", "bias"], strict=True):
         torch.testing.assert_close(operator, dense, atol=1e-5, rtol=1e-4, msg=name)
 
 
@@ -248,35 +253,26 @@ def _explicit_hops(x: torch.Tensor, adj: torch.Tensor, beta: float) -> list[torc
     return [x, h1, h2]
 
 
-def test_operator_propagation_passes_gradcheck():
-    adj, _ = _sparse_graph(5, 2, dtype=torch.float64)
-    hop = MixHop(2, 3, depth=2, beta=0.1).double()
-    hop.propagation = "operator"
-    x = torch.randn(2, 2, 5, 3, dtype=torch.float64, requires_grad=True)
-    a = adj.clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda x, a: hop(x, a), (x, a))
-
-
 @pytest.mark.parametrize("mode", ["operator", "dense", "sparse"])
 def test_mix_hop_pair_is_the_sum_of_both_directions(propagation, mode):
     nodes = 6
     adj, support = _sparse_graph(nodes, 2)
     hops = torch.nn.ModuleList(MixHop(4, 3, depth=2) for _ in range(2))
     x = torch.randn(2, 4, nodes, 5).contiguous(memory_format=torch.channels_last)
-    grads = []
-    for run_mode in ("dense", mode):
-        propagation(run_mode)
-        xs, a = x.clone().requires_grad_(), adj.clone().requires_grad_()
-        hops.zero_grad()
-        if run_mode == "dense":  # the reference: each direction on its own
-            out = hops[0](xs, a) + hops[1](xs, a.T)
-        else:
-            out = mix_hop_pair(hops, xs, a, support, support.transpose()[0])
-        out.mul(torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
-        grads.append([out, xs.grad, a.grad] + [p.grad.clone() for p in hops.parameters()])
+    # the reference: each direction on its own, dense
+    (reference,) = _outputs_and_grads(
+        propagation, ("dense",), hops, lambda x, a: hops[0](x, a) + hops[1](x, a.T), x, adj
+    )
+    (result,) = _outputs_and_grads(
+        propagation,
+        (mode,),
+        hops,
+        lambda x, a: mix_hop_pair(hops, x, a, support, support.transpose()[0]),
+        x,
+        adj,
+    )
     kept = torch.zeros(nodes, nodes, dtype=torch.bool)
     kept[support.rows, support.cols] = True
-    reference, result = grads
     if mode == "sparse":  # the adjacency's gradient only on the kept entries
         reference[2], result[2] = reference[2][kept], result[2][kept]
     for expected, got in zip(reference, result, strict=True):

@@ -367,7 +367,8 @@ def mix_hop_pair(
     """
     first, second = hops
     adj_t = adj.T
-    if first.mode(x, adj, support) == second.mode(x, adj_t, support_t) == "operator":
+    # short-circuit: the other modes are chosen again inside each hop's forward
+    if first.mode(x, adj, support) == "operator" and second.mode(x, adj_t, support_t) == "operator":
         op, bias = first.operator(adj)
         op_t, bias_t = second.operator(adj_t)
         return _apply_operator(x, op + op_t, bias + bias_t)
