@@ -19,7 +19,11 @@ Prints three tables (and writes them to ``experiments/results/bench_speed.md``, 
    ratio to ``skip`` in the same run, peak memory.
 
 Timing: every case is warmed up once, then the cases of a table are timed round-robin
-``--repeats`` times and the median is kept, so a noisy neighbour slows all of them alike.
+``--repeats`` times and the median is kept, so a noisy neighbour slows all of them alike. In
+the two whole-step tables every timed step follows an untimed step of the same case: a step
+that follows another model's step finds the heap as that model left it, and timed so, the
+same tsattn step measured up to 26% slower in the first place of a round than in later places
+of the same run.
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` over one step. On CPU, each case runs
 once in a fresh subprocess that resets the kernel's resident-set high-water mark
@@ -88,12 +92,18 @@ def sync(device: torch.device) -> None:
 
 
 def time_round_robin_samples(
-    cases: dict[str, Callable[[], None]], repeats: int, device: torch.device
+    cases: dict[str, Callable[[], None]],
+    repeats: int,
+    device: torch.device,
+    prime: bool = False,
 ) -> dict[str, list[float]]:
     """Seconds per call of every case, ``repeats`` samples each, timed round-robin.
 
-    A case with a ``context`` attribute (:func:`with_freed_memory`) is timed inside that
-    context, after one untimed call in it: the context's steady state, not its first step.
+    ``prime``: every timed call follows one untimed call of the same case, so that each case
+    is timed in its own steady state (a training loop's step follows a step of the same model,
+    whose freed buffers the allocator hands back) instead of in the state the previous case
+    left. A case with a ``context`` attribute (:func:`with_freed_memory`) is always primed,
+    inside that context.
     """
     for run in cases.values():  # warm-up
         run()
@@ -102,7 +112,7 @@ def time_round_robin_samples(
         for name, run in cases.items():
             context = getattr(run, "context", None)
             with context() if context is not None else contextlib.nullcontext():
-                if context is not None:
+                if prime or context is not None:
                     run()
                 sync(device)
                 start = time.perf_counter()
@@ -113,10 +123,14 @@ def time_round_robin_samples(
 
 
 def time_round_robin(
-    cases: dict[str, Callable[[], None]], repeats: int, device: torch.device
+    cases: dict[str, Callable[[], None]],
+    repeats: int,
+    device: torch.device,
+    prime: bool = False,
 ) -> dict[str, float]:
-    """Median seconds per call of every case, timed round-robin."""
-    samples = time_round_robin_samples(cases, repeats, device)
+    """Median seconds per call of every case, timed round-robin (``prime``: see
+    :func:`time_round_robin_samples`)."""
+    samples = time_round_robin_samples(cases, repeats, device, prime)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -353,7 +367,7 @@ def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> 
         if device.type == "cpu":  # the allocator policy of CPU fits, on both models
             cases["tsattn, freed memory kept"] = with_freed_memory(step)
             cases["textbook, freed memory kept"] = with_freed_memory(textbook)
-        samples = time_round_robin_samples(cases, repeats, device)
+        samples = time_round_robin_samples(cases, repeats, device, prime=True)
         t = {case: statistics.median(values) for case, values in samples.items()}
         ratios = sorted(paired_ratios(samples, "textbook", "tsattn"))
         extra = [
@@ -387,7 +401,7 @@ def bench_fusions(shapes: list[str], repeats: int, device: torch.device) -> str:
             steps[fusion], params[fusion] = model_step(
                 make_config(spec, fusion=fusion), batch, device
             )
-        times = time_round_robin(steps, repeats, device)
+        times = time_round_robin(steps, repeats, device, prime=True)
         for fusion in list_fusions():
             mem = measure_memory(
                 {

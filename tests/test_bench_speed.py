@@ -22,6 +22,15 @@ def test_round_robin_warms_up_once_then_alternates_the_cases(bench):
     assert all(t >= 0 for times in samples.values() for t in times)
 
 
+def test_primed_cases_are_timed_after_one_untimed_call_of_their_own(bench):
+    calls: list[str] = []
+    cases = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    samples = bench.time_round_robin_samples(cases, repeats=2, device=torch.device("cpu"),
+                                             prime=True)  # fmt: skip
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 2
+    assert {name: len(times) for name, times in samples.items()} == {"a": 2, "b": 2}
+
+
 def test_a_case_with_a_context_is_timed_inside_it_after_one_call_there(bench):
     calls: list[str] = []
     inside = []
