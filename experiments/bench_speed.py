@@ -9,9 +9,9 @@ Prints three tables (and writes them to ``experiments/results/bench_speed.md``, 
    convolution per layer) with the same weights, at the ETTh1-like and the electricity-like
    shape, with the ratio of the medians and the smallest and largest ratio of a single round
    (how far apart two runs can land); beside it, tsattn with the propagation forced dense and
-   forced sparse (``MixHop.propagation``), and on CPUs both models with freed memory kept for
-   the next step (``tsattn.train.allocator.reuse_freed_memory``, which every CPU fit of tsattn
-   runs inside; the official training script does not);
+   forced sparse (``MixHop.propagation``), and on CPUs both models timed again, round-robin
+   inside ``tsattn.train.allocator.reuse_freed_memory`` (memory freed by a step kept for the
+   next one), as every CPU fit of tsattn runs and the official training script does not;
 2. fused vs textbook gated dilated inception: same weights, same inputs, forward + backward,
    and the fused convolution alone (no gating, leaf weights): ``textbook / conv alone`` is the
    ceiling of any fused form built on the library convolution;
@@ -43,7 +43,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -102,22 +101,18 @@ def time_round_robin_samples(
     ``prime``: every timed call follows one untimed call of the same case, so that each case
     is timed in its own steady state (a training loop's step follows a step of the same model,
     whose freed buffers the allocator hands back) instead of in the state the previous case
-    left. A case with a ``context`` attribute (:func:`with_freed_memory`) is always primed,
-    inside that context.
     """
     for run in cases.values():  # warm-up
         run()
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, run in cases.items():
-            context = getattr(run, "context", None)
-            with context() if context is not None else contextlib.nullcontext():
-                if prime or context is not None:
-                    run()
-                sync(device)
-                start = time.perf_counter()
+            if prime:
                 run()
-                sync(device)
+            sync(device)
+            start = time.perf_counter()
+            run()
+            sync(device)
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -340,18 +335,6 @@ def with_switches(step: Callable, **switches) -> Callable:
     return run
 
 
-def with_freed_memory(step: Callable) -> Callable:
-    """``step`` as every CPU fit of tsattn runs it: inside
-    :func:`~tsattn.train.allocator.reuse_freed_memory`, which keeps the memory a step frees for
-    the next one instead of handing it back to the system (no page faults on reuse)."""
-
-    def run(rows: int | None = None) -> None:
-        step(rows)
-
-    run.context = reuse_freed_memory
-    return run
-
-
 def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> str:
     """tsattn against the textbook official model, whole training step, same weights."""
     rows = []
@@ -364,24 +347,27 @@ def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> 
                  "PyTorch's Adam": model_step(cfg, batch, device, torch_adam=True)[0],
                  "dense propagation": with_switches(step, propagation="dense"),
                  "sparse propagation": with_switches(step, propagation="sparse")}  # fmt: skip
-        if device.type == "cpu":  # the allocator policy of CPU fits, on both models
-            cases["tsattn, freed memory kept"] = with_freed_memory(step)
-            cases["textbook, freed memory kept"] = with_freed_memory(textbook)
         samples = time_round_robin_samples(cases, repeats, device, prime=True)
         t = {case: statistics.median(values) for case, values in samples.items()}
+        if device.type == "cpu":
+            # both again as every CPU fit of tsattn runs: freed memory kept for the next step
+            with reuse_freed_memory():
+                kept = time_round_robin({"tsattn": step, "textbook": textbook}, repeats, device,
+                                        prime=True)  # fmt: skip
+            t.update({f"{case}, freed memory kept": value for case, value in kept.items()})
         ratios = sorted(paired_ratios(samples, "textbook", "tsattn"))
         extra = [
             f"{t[case]:.3f} ({t['tsattn'] / t[case]:.2f}x)" if case in t else "-"
             for case in ("PyTorch's Adam", "dense propagation", "sparse propagation")
         ]
-        kept = ["-", "-"]
+        freed = ["-", "-"]
         if "tsattn, freed memory kept" in t:
             fit, reference = t["tsattn, freed memory kept"], t["textbook, freed memory kept"]
-            kept = [f"{fit:.3f} (**{t['textbook'] / fit:.2f}x**)",
-                    f"{reference:.3f} ({reference / fit:.2f}x)"]  # fmt: skip
+            freed = [f"{fit:.3f} (**{t['textbook'] / fit:.2f}x**)",
+                     f"{reference:.3f} ({reference / fit:.2f}x)"]  # fmt: skip
         rows.append([name, f"{params:,} / {textbook_params:,}", f"{t['textbook']:.3f}",
                      f"{t['tsattn']:.3f}", f"**{t['textbook'] / t['tsattn']:.2f}x**",
-                     f"{ratios[0]:.2f}-{ratios[-1]:.2f}x", *extra, *kept])  # fmt: skip
+                     f"{ratios[0]:.2f}-{ratios[-1]:.2f}x", *extra, *freed])  # fmt: skip
     headers = ["shape", "parameters (tsattn / textbook)", "textbook s", "tsattn s",
                "speed-up", "speed-up per round (min-max)",
                "tsattn, PyTorch's default Adam s (tsattn / it)",

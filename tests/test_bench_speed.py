@@ -31,42 +31,6 @@ def test_primed_cases_are_timed_after_one_untimed_call_of_their_own(bench):
     assert {name: len(times) for name, times in samples.items()} == {"a": 2, "b": 2}
 
 
-def test_a_case_with_a_context_is_timed_inside_it_after_one_call_there(bench):
-    calls: list[str] = []
-    inside = []
-
-    class Context:
-        def __enter__(self):
-            inside.append(True)
-
-        def __exit__(self, *exc):
-            inside.append(False)
-
-    def plain():
-        calls.append("plain")
-
-    def kept():
-        calls.append("kept" if inside and inside[-1] else "kept outside")
-
-    kept.context = Context
-    samples = bench.time_round_robin_samples({"plain": plain, "kept": kept}, repeats=2,
-                                             device=torch.device("cpu"))  # fmt: skip
-    # the warm-up round runs outside; each timed sample enters, calls once untimed, then times
-    assert calls == ["plain", "kept outside"] + ["plain", "kept", "kept"] * 2
-    assert inside == [True, False, True, False]
-    assert {name: len(times) for name, times in samples.items()} == {"plain": 2, "kept": 2}
-
-
-def test_with_freed_memory_runs_the_step_inside_reuse_freed_memory(bench):
-    from tsattn.train.allocator import reuse_freed_memory
-
-    rows_seen = []
-    run = bench.with_freed_memory(lambda rows=None: rows_seen.append(rows))
-    assert run.context is reuse_freed_memory
-    run(3)
-    assert rows_seen == [3]
-
-
 def test_paired_ratios_divide_round_by_round(bench):
     samples = {"textbook": [4.0, 9.0, 3.0], "fused": [2.0, 3.0, 3.0]}
     assert bench.paired_ratios(samples, "textbook", "fused") == [2.0, 3.0, 1.0]
