@@ -249,7 +249,8 @@ def _anchor_text(dataset: str, key: str) -> str:
 
 
 def summarize_single_step(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Single-step protocol: test RSE / CORR in original units per horizon, mean over seeds."""
+    """Single-step protocol: test RSE / CORR in original units per horizon, mean over seeds;
+    rows name their candidate when there are several."""
     table = (
         results.groupby(["candidate", "dataset", "horizon"], sort=False)
         .agg(
@@ -274,11 +275,13 @@ def summarize_single_step(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str
         "| published RSE / CORR |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    several = table.candidate.nunique() > 1  # then each row names its candidate
     for r in table.itertuples():
         found = PUBLISHED_SINGLE_STEP.get(r.dataset, {}).get(str(r.horizon), {})
         anchors = " · ".join(f"{m} {v[0]:.4f}/{v[1]:.4f}" for m, v in found.items())
+        name = f"{r.dataset} ({r.candidate})" if several else r.dataset
         lines.append(
-            f"| {r.dataset} | {r.horizon} | {_fmt(r.rse, r.rse_std, 4)} | "
+            f"| {name} | {r.horizon} | {_fmt(r.rse, r.rse_std, 4)} | "
             f"{_fmt(r.corr, r.corr_std, 4)} | {r.seeds} | {int(r.test_windows)} | "
             f"{r.epochs:.0f} | {r.sec_per_epoch:.1f} | {anchors} |"
         )

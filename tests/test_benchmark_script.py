@@ -28,6 +28,21 @@ def test_single_step_rows_follow_the_horizons_in_numeric_order(bench_script):
     assert lines[2].split("|")[3].strip() == "0.0300"
 
 
+def test_single_step_rows_name_their_candidate_when_there_are_several(bench_script):
+    results = pd.DataFrame(
+        dict(candidate=name, dataset="exchange_rate", horizon=3, seed=0, test_rse=rse,
+             test_corr=0.9, test_windows=1518, epochs=30, sec_per_epoch=1.0, params=1,
+             device="cpu")
+        for name, rse in (("mtgnn-paper", 0.02), ("mtgnn-paper-b4", 0.01))
+    )  # fmt: skip
+    _, lines = bench_script.summarize_single_step(results)
+    names = [line.split("|")[1].strip() for line in lines[2:]]
+    assert names == ["exchange_rate (mtgnn-paper)", "exchange_rate (mtgnn-paper-b4)"]
+    assert lines[3].split("|")[3].strip() == "0.0100"
+    _, alone = bench_script.summarize_single_step(results.iloc[:1])
+    assert alone[2].split("|")[1].strip() == "exchange_rate"
+
+
 def test_a_cell_belongs_to_the_candidate_folder_it_lies_in(bench_script, tmp_path):
     """Keeping an old recipe's cells under a new name is moving their folder."""
     for folder in ("default", "recipe-v2"):
