@@ -22,9 +22,13 @@ the data's step), each as the trainer scores it
 
 ``--variants`` scores other fits of the weighted start's shortcut (a larger ridge penalty;
 iteratively reweighted least squares towards the L1 error the recipe trains on; recent windows
-weighted more; a map of reduced rank; the cycle fitted jointly with the map, alternating):
+weighted more; a map of reduced rank; the cycle fitted jointly with the map, alternating; one
+map per variable, DLinear's ``individual=True``), all of them or those named by ``--variant``:
 
     python experiments/start_validation.py --variants --datasets ETTh1,ETTh2 --horizons 96,720
+    python experiments/start_validation.py --variants --variant "per variable" \\
+        --datasets ETTh1,ETTh2,ETTm1,weather --horizons 96,192,336,720 \\
+        --out experiments/results/start_search/per_variable.md
 """
 
 from __future__ import annotations
@@ -56,16 +60,26 @@ DEFAULT_OUT = ROOT / "experiments/results/start_search/start_only.md"
 STARTS = {"least_squares": "default", "weighted_least_squares": "wls"}  # -> search candidate
 
 
-def started(dataset: str, horizon: int, weighted: bool, root: str | None):
-    """The data and the recipe model right after its closed-form start (seed 0)."""
+def started(
+    dataset: str,
+    horizon: int,
+    weighted: bool,
+    root: str | None,
+    per_variable: bool = False,
+    shrink: float = 0.0,
+):
+    """The data and the recipe model right after its closed-form start (seed 0); with
+    ``per_variable``, one shortcut map per variable (``MTGNNConfig.shortcut_per_variable``),
+    shrunk towards the shared fit by ``shrink`` (``TrainConfig.shortcut_shrink``)."""
     dm = TimeSeriesDataModule(dataset, 96, horizon, batch_size=256, root=root)
     dm.setup()
     options = resolve_model_options("tslib", dm.num_nodes, horizon, {}, "auto", freq=dm.freq)
     torch.manual_seed(0)
     config = MTGNNConfig(num_nodes=dm.num_nodes, seq_len=96, horizon=horizon,
-                         time_features=dm.n_time_features, **options)  # fmt: skip
+                         time_features=dm.n_time_features, shortcut_per_variable=per_variable,
+                         **options)  # fmt: skip
     model = MTGNN(config).eval()
-    fit_start(model, dm.train_dataloader(), weighted=weighted)
+    fit_start(model, dm.train_dataloader(), weighted=weighted, shrink=shrink)
     return dm, model
 
 
@@ -202,7 +216,8 @@ def refit_cycle(model: MTGNN, dm: TimeSeriesDataModule) -> None:
 
 
 # name -> the refits applied in turn to the weighted start (keyword arguments of refit, or
-# {"rank": r} for reduce_rank, or {"cycle": True}: refit_cycle, then refit)
+# {"rank": r} for reduce_rank, or {"cycle": True}: refit_cycle, then refit), or
+# {"per_variable": True, "shrink": s}: the weighted start of the model with one map per variable
 VARIANTS: dict[str, list[dict]] = {
     "weighted_least_squares (ridge 1e-4)": [],
     "ridge 0.1": [{"ridge": 0.1}],
@@ -214,20 +229,31 @@ VARIANTS: dict[str, list[dict]] = {
     "rank 8": [{"rank": 8}],
     "rank 32": [{"rank": 32}],
     "joint cycle, 3 rounds": [{"cycle": True}] * 3,
+    "per variable": [{"per_variable": True}],
+    "per variable, shrunk 1": [{"per_variable": True, "shrink": 1.0}],
+    "per variable, shrunk 10": [{"per_variable": True, "shrink": 10.0}],
+    "per variable, shrunk 100": [{"per_variable": True, "shrink": 100.0}],
 }
 
 
-def variants(dataset: str, horizon: int, root: str | None) -> list[str]:
-    """One row: validation MSE / MAE of the start refitted each way of ``VARIANTS``."""
+def variants(
+    dataset: str, horizon: int, root: str | None, names: list[str] | None = None
+) -> list[str]:
+    """One row: validation MSE / MAE of the start refitted each way of ``VARIANTS`` (those in
+    ``names``, all by default)."""
     row = [dataset, str(horizon)]
-    for steps in VARIANTS.values():
-        dm, model = started(dataset, horizon, True, root)
+    for steps in (VARIANTS[name] for name in names or VARIANTS):
+        own = next((step for step in steps if "per_variable" in step), {})
+        dm, model = started(dataset, horizon, True, root, per_variable=bool(own),
+                            shrink=own.get("shrink", 0.0))  # fmt: skip
         for step in steps:
             if "rank" in step:
                 reduce_rank(model, dm, step["rank"])
             elif "cycle" in step:
                 refit_cycle(model, dm)
                 refit(model, dm)
+            elif "per_variable" in step:
+                continue  # a start of its own (above)
             else:
                 refit(model, dm, **step)
         mse, mae = scores(model, dm)
@@ -280,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cycles", action="store_true", help="score the cycles auto chooses from")
     parser.add_argument("--variants", action="store_true", help="score other fits of the start")
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS),
+                        help="with --variants: score only these (repeatable); the weighted "
+                        "start is always scored beside them")  # fmt: skip
     args = parser.parse_args(argv)
     root = os.environ.get("TSATTN_DATA_DIR")
     if args.cycles:
@@ -340,8 +369,10 @@ def other_fits(args: argparse.Namespace, root: str | None) -> None:
         "phase means, shortcut fitted to what it leaves) with the shortcut fitted each way; "
         "none of these fits became the default"
     )
-    report(args, lambda dataset, horizon: variants(dataset, horizon, root), "start_fits",
-           "Fits of the shortcut", ["dataset", "H", *VARIANTS], header,
+    first = next(iter(VARIANTS))
+    names = [first, *(v for v in args.variant or VARIANTS if v != first)]
+    report(args, lambda dataset, horizon: variants(dataset, horizon, root, names), "start_fits",
+           "Fits of the shortcut", ["dataset", "H", *names], header,
            ROOT / "experiments/results/start_search/fits.md")  # fmt: skip
 
 

@@ -116,8 +116,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 class MTGNNConfig:
     """Everything that defines an :class:`MTGNN`; round-trips through ``to_dict``/``from_dict``.
 
-    The recipe switches: ``channel_independent`` (PatchTST), ``linear_shortcut`` and
-    ``decomposition_kernel`` (:mod:`tsattn.nn.shortcut`), ``cycle_length`` (a learned periodic
+    The recipe switches: ``channel_independent`` (PatchTST), ``linear_shortcut``,
+    ``decomposition_kernel`` and ``shortcut_per_variable`` (one map per variable, DLinear's
+    ``individual=True``; :mod:`tsattn.nn.shortcut`), ``cycle_length`` (a learned periodic
     component of that many steps, CycleNet: :mod:`tsattn.nn.cycle`; 0 is off, and a model with a
     cycle reads each window's grid position, ``forward``'s ``step``).
 
@@ -154,6 +155,7 @@ class MTGNNConfig:
     channel_independent: bool = False
     linear_shortcut: str = "none"
     decomposition_kernel: int = 25
+    shortcut_per_variable: bool = False
     cycle_length: int = 0
 
     def __post_init__(self) -> None:
@@ -250,7 +252,13 @@ class MTGNN(nn.Module):
 
         self.revin = RevIN(cfg.num_nodes, affine=cfg.revin_affine) if cfg.revin else None
         self.shortcut = (
-            LinearShortcut(cfg.linear_shortcut, cfg.seq_len, cfg.horizon, cfg.decomposition_kernel)
+            LinearShortcut(
+                cfg.linear_shortcut,
+                cfg.seq_len,
+                cfg.horizon,
+                cfg.decomposition_kernel,
+                num_nodes=cfg.num_nodes if cfg.shortcut_per_variable else None,
+            )
             if cfg.linear_shortcut != "none"
             else None
         )

@@ -8,8 +8,9 @@
   odd ``kernel_size``, 25 in the paper) splits the window into trend and remainder, each mapped
   to the horizon by its own shared ``nn.Linear(L, H)``, and the two forecasts are added.
 
-Departures: the maps are always shared across variables (DLinear's ``individual=False``); both
-paths are initialised as in ``nn.Linear`` (DLinear's official code sets every weight to
+The maps are shared across variables (DLinear's ``individual=False``), or, with ``num_nodes``
+given, one per variable (DLinear's ``individual=True``; :class:`PerVariableLinear`). Departure:
+both paths are initialised as in ``nn.Linear`` (DLinear's official code sets every weight to
 ``1 / L``, a moving average of the whole window).
 
 :meth:`LinearShortcut.fit_least_squares` sets the maps to the closed-form (ridge) least-squares
@@ -17,7 +18,9 @@ fit of a set of windows. Toner and Darlow ("An Analysis of Linear Time Series Fo
 Models", ICML 2024, https://arxiv.org/abs/2403.14587) show that these linear forecasters are all
 linear regressions of the look-back, and that the closed-form fit matches or beats the
 gradient-trained one; the trainer uses it to start the shortcut at that fit
-(``TrainConfig.shortcut_init``).
+(``TrainConfig.shortcut_init``). Maps per variable are each fitted to their variable's windows,
+or shrunk towards the shared fit (``shrink``: ridge regression towards a common estimate, as in
+multi-task learning; a large ``shrink`` gives the shared maps back).
 
 >>> shortcut = LinearShortcut("dlinear", seq_len=96, horizon=24)
 >>> shortcut(torch.randn(8, 96, 7)).shape
@@ -32,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SHORTCUTS", "LinearShortcut", "moving_average"]
+__all__ = ["SHORTCUTS", "LinearShortcut", "PerVariableLinear", "moving_average"]
 
 SHORTCUTS = ("none", "linear", "dlinear")
 
@@ -50,10 +53,35 @@ def moving_average(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return trend.transpose(1, 2)  # (B, N, T) -> (B, T, N)
 
 
-class LinearShortcut(nn.Module):
-    """``(B, L, N) -> (B, H, N)``: ``linear`` or ``dlinear`` (see the module docstring)."""
+class PerVariableLinear(nn.Module):
+    """``(B, N, L) -> (B, N, H)``: a separate ``nn.Linear(L, H)`` for each of ``N`` variables,
+    stored as ``weight (N, H, L)`` and ``bias (N, H)`` and initialised as ``nn.Linear``."""
 
-    def __init__(self, kind: str, seq_len: int, horizon: int, kernel_size: int = 25) -> None:
+    def __init__(self, num_nodes: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = in_features**-0.5
+        self.weight = nn.Parameter(torch.empty(num_nodes, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(num_nodes, out_features))
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bnl,nhl->bnh", x, self.weight) + self.bias  # (B, N, H)
+
+
+class LinearShortcut(nn.Module):
+    """``(B, L, N) -> (B, H, N)``: ``linear`` or ``dlinear`` (see the module docstring), its
+    maps shared by every variable, or one per variable when ``num_nodes`` is given."""
+
+    def __init__(
+        self,
+        kind: str,
+        seq_len: int,
+        horizon: int,
+        kernel_size: int = 25,
+        num_nodes: int | None = None,
+    ) -> None:
         super().__init__()
         if kind not in SHORTCUTS[1:]:
             raise ValueError(f"linear shortcut {kind!r}: choose one of {', '.join(SHORTCUTS[1:])}.")
@@ -61,10 +89,19 @@ class LinearShortcut(nn.Module):
             raise ValueError(
                 f"kernel_size={kernel_size}: the moving average needs an odd size >= 1."
             )
+        if num_nodes is not None and num_nodes < 1:
+            raise ValueError(f"num_nodes={num_nodes}: maps per variable need at least one.")
         self.kind = kind
         self.kernel_size = kernel_size
-        self.linear = nn.Linear(seq_len, horizon)
-        self.trend = nn.Linear(seq_len, horizon) if kind == "dlinear" else None
+        self.num_nodes = num_nodes
+
+        def make() -> nn.Module:
+            if num_nodes is None:
+                return nn.Linear(seq_len, horizon)
+            return PerVariableLinear(num_nodes, seq_len, horizon)
+
+        self.linear = make()
+        self.trend = make() if kind == "dlinear" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.trend is None:
@@ -75,30 +112,35 @@ class LinearShortcut(nn.Module):
         return out.transpose(1, 2)  # (B, N, H) -> (B, H, N)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """The regressors of each series: ``(B, L, N) -> (B*N, F)``, ``F`` = L or 2L (dlinear)."""
+        """The regressors of each series: ``(B, L, N) -> (B, N, F)``, ``F`` = L or 2L (dlinear)."""
         if self.trend is None:
             parts = [x]
         else:
             trend = moving_average(x, self.kernel_size)
             parts = [x - trend, trend]  # the inputs of self.linear and self.trend
-        return torch.cat([p.transpose(1, 2) for p in parts], dim=2).flatten(0, 1)
+        return torch.cat([p.transpose(1, 2) for p in parts], dim=2)
 
     @torch.no_grad()
     def fit_least_squares(
         self,
         windows: Iterable[tuple[torch.Tensor, ...]],
         ridge: float = 1e-4,
+        shrink: float = 0.0,
     ) -> int:
         """Set the weights to the least-squares fit of ``windows``, in closed form.
 
         ``windows`` yields ``(x (B, L, N), y (B, H, N))`` in this module's input and output
         space, or ``(x, y, weight (B, N))`` for a weighted fit; every variable of every window is
-        one sample of the shared map, and ``weight`` scales its squared error (the trainer passes
-        each window's variance, so that the fit minimises the error of the denormalised
-        forecast: ``TrainConfig.shortcut_init``). The normal equations are summed in float64
-        batch by batch, so memory does not grow with the data.
+        one sample (of the shared map, or of its variable's map), and ``weight`` scales its
+        squared error (the trainer passes each window's variance, so that the fit minimises the
+        error of the denormalised forecast: ``TrainConfig.shortcut_init``). The normal equations
+        are summed in float64 batch by batch, so memory does not grow with the data.
         ``ridge`` is relative: ``ridge * mean(diag(X^T W X))`` is added to the diagonal (the two
         DLinear parts sum to the window, so their regressors are collinear without it).
+        Maps per variable (``num_nodes``) are fitted to their own variable's samples; with
+        ``shrink`` > 0 each is instead pulled towards the shared fit, weights and intercept, by
+        the penalty ``shrink * mean(diag(X_n^T W X_n)) * |map - shared|^2`` (``ridge`` then
+        applies to the shared fit alone). A variable with no sample gets the shared fit.
         Samples with a NaN or inf are left out; with no finite sample left, the weights stay as
         they were. Returns the number of samples fitted.
 
@@ -112,31 +154,70 @@ class LinearShortcut(nn.Module):
         >>> bool(torch.allclose(sc(x), y, atol=1e-4))
         True
         """
+        if shrink < 0 or ridge < 0:
+            raise ValueError(f"ridge={ridge} and shrink={shrink} must both be >= 0.")
         gram = cross = None
-        count = 0
+        counts = None
         for x, y, *weight in windows:
-            feats = self._features(x.double())  # (B*N, F)
-            feats = torch.cat([feats, torch.ones_like(feats[:, :1])], dim=1)  # + intercept
-            target = y.double().transpose(1, 2).flatten(0, 1)  # (B, H, N) -> (B*N, H)
-            w = weight[0].double().flatten() if weight else torch.ones_like(target[:, 0])  # (B*N,)
-            finite = feats.isfinite().all(1) & target.isfinite().all(1) & w.isfinite()  # (B*N,)
-            feats, target, w = feats[finite], target[finite], w[finite, None]
-            g, c = feats.T @ (w * feats), feats.T @ (w * target)  # (F+1, F+1), (F+1, H)
-            gram, cross = (g, c) if gram is None else (gram + g, cross + c)
-            count += feats.shape[0]
+            feats = self._features(x.double())  # (B, N, F)
+            feats = torch.cat([feats, torch.ones_like(feats[..., :1])], dim=2)  # + intercept
+            target = y.double().transpose(1, 2)  # (B, H, N) -> (B, N, H)
+            w = weight[0].double() if weight else torch.ones_like(target[..., 0])  # (B, N)
+            finite = feats.isfinite().all(2) & target.isfinite().all(2) & w.isfinite()  # (B, N)
+            zero = torch.zeros((), dtype=feats.dtype)
+            feats = torch.where(finite[..., None], feats, zero)
+            target = torch.where(finite[..., None], target, zero)
+            w = torch.where(finite, w, zero)
+            g = torch.einsum("bnf,bn,bng->nfg", feats, w, feats)  # (N, F+1, F+1)
+            c = torch.einsum("bnf,bn,bnh->nfh", feats, w, target)  # (N, F+1, H)
+            n = finite.sum(0)  # (N,)
+            gram, cross, counts = (g, c, n) if gram is None else (gram + g, cross + c, counts + n)
         if gram is None:
             raise ValueError("fit_least_squares got no windows to fit.")
+        count = int(counts.sum())
         if count == 0:
             return 0
-        size = gram.shape[0] - 1
-        penalty = ridge * gram.diagonal()[:size].mean()
-        gram[range(size), range(size)] += penalty  # the intercept is not penalised
-        solution = torch.linalg.lstsq(gram, cross).solution  # (F+1, H)
-        weights, bias = solution[:-1].T, solution[-1]  # (H, F), (H,)
+        shared = _solve(gram.sum(0), cross.sum(0), ridge)  # (F+1, H)
+        if self.num_nodes is None:
+            solution = shared
+        else:
+            if gram.shape[0] != self.num_nodes:
+                raise ValueError(
+                    f"fit_least_squares got windows of {gram.shape[0]} variables for maps of "
+                    f"{self.num_nodes}."
+                )
+            solution = torch.stack([
+                shared if counts[i] == 0
+                else _solve(gram[i], cross[i], shrink, shared) if shrink
+                else _solve(gram[i], cross[i], ridge)
+                for i in range(self.num_nodes)
+            ])  # (N, F+1, H)  # fmt: skip
+        weights = solution[..., :-1, :].transpose(-1, -2)  # (..., H, F)
+        bias = solution[..., -1, :]  # (..., H)
         length = self.linear.in_features
-        self.linear.weight.copy_(weights[:, :length])
+        self.linear.weight.copy_(weights[..., :length])
         self.linear.bias.copy_(bias)
         if self.trend is not None:
-            self.trend.weight.copy_(weights[:, length:])
+            self.trend.weight.copy_(weights[..., length:])
             self.trend.bias.zero_()
         return count
+
+
+def _solve(
+    gram: torch.Tensor,
+    cross: torch.Tensor,
+    penalty: float,
+    towards: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``(F+1, H)``: the ridge solution of normal equations whose last row and column are the
+    intercept's. The penalty is relative, ``penalty * mean(diag)`` over the regressors; it
+    spares the intercept and pulls towards zero, or covers the intercept too and pulls towards
+    the solution ``towards``."""
+    gram = gram.clone()
+    size = gram.shape[0] - 1
+    strength = penalty * gram.diagonal()[:size].mean()
+    if towards is None:
+        gram[range(size), range(size)] += strength
+        return torch.linalg.lstsq(gram, cross).solution
+    gram.diagonal().add_(strength)
+    return torch.linalg.lstsq(gram, cross + strength * towards).solution

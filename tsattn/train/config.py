@@ -162,7 +162,11 @@ class TrainConfig(_Section):
     :mod:`tsattn.nn.shortcut`), at the same fit with each window weighted by its RevIN variance,
     so that it minimises the squared error of the denormalised forecast
     (``weighted_least_squares``), or at ``nn.Linear``'s random draw (``random``); models without
-    a shortcut ignore it. ``cycle_init`` starts a model's learned cycle
+    a shortcut ignore it. ``shortcut_shrink`` > 0 pulls the closed-form start of a shortcut
+    with one map per variable (``MTGNNConfig.shortcut_per_variable``) towards the map shared by
+    all variables (ridge regression towards the shared fit, relative to each variable's
+    regressors: :meth:`~tsattn.nn.shortcut.LinearShortcut.fit_least_squares`); 0 fits each
+    variable alone. ``cycle_init`` starts a model's learned cycle
     (``MTGNNConfig.cycle_length``) at the mean of each phase over the training windows
     (``mean``; the shortcut is then fitted to what the cycle leaves) or at zero (``zero``, as
     CycleNet does); models without a cycle ignore it. ``shortcut_lr_scale`` is the learning rate
@@ -197,6 +201,7 @@ class TrainConfig(_Section):
     checkpoint_every_n_steps: int | None = None
     recipe: str = "auto"
     shortcut_init: str = "weighted_least_squares"
+    shortcut_shrink: float = 0.0
     cycle_init: str = "mean"
     shortcut_lr_scale: float = 1.0
     keep_start: bool = True
@@ -214,6 +219,11 @@ class TrainConfig(_Section):
                 raise ValueError(f"train.lr={self.lr!r} is not a number or 'auto'.") from None
         if not isinstance(self.lr, str) and self.lr <= 0:
             raise ValueError(f"train.lr={self.lr} must be > 0.")
+        if self.shortcut_shrink < 0:
+            raise ValueError(
+                f"train.shortcut_shrink={self.shortcut_shrink} must be >= 0 (0 fits each "
+                "variable's map alone)."
+            )
         if self.shortcut_lr_scale < 0:
             raise ValueError(
                 f"train.shortcut_lr_scale={self.shortcut_lr_scale} must be >= 0 (0 keeps the "

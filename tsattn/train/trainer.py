@@ -417,6 +417,7 @@ def fit_start(
     shortcut: bool = True,
     cycle: bool = True,
     weighted: bool = False,
+    shrink: float = 0.0,
 ) -> dict[str, int]:
     """Start ``model``'s closed-form parts at their fit to ``train_loader``'s windows.
 
@@ -429,8 +430,9 @@ def fit_start(
     taken in (unweighted, a window with a tiny spread counts as much as any other).
     The windows are read in order (the loader's own shuffling and random state are left alone)
     and normalised as the model normalises them (RevIN, whose affine map is the identity before
-    training). Returns the number of values fitted by each part; parts the model lacks are
-    left out.
+    training). ``shrink`` pulls maps per variable towards the shared fit
+    (``TrainConfig.shortcut_shrink``). Returns the number of values fitted by each part; parts
+    the model lacks are left out.
     """
     ordered = torch.utils.data.DataLoader(
         train_loader.dataset, batch_size=256, collate_fn=train_loader.collate_fn
@@ -460,7 +462,7 @@ def fit_start(
         fitted["cycle"] = model.cycle.fit_mean((x, step) for x, _, step, _ in windows())
     if shortcut and model.shortcut is not None:
         with torch.no_grad():
-            fitted["shortcut"] = model.shortcut.fit_least_squares(residuals())
+            fitted["shortcut"] = model.shortcut.fit_least_squares(residuals(), shrink=shrink)
     return fitted
 
 
@@ -471,6 +473,7 @@ def choose_cycle_length(
     val_loader: torch.utils.data.DataLoader,
     *,
     weighted: bool = False,
+    shrink: float = 0.0,
 ) -> tuple[int, dict[int, float]]:
     """The cycle of ``lengths`` (``MTGNNConfig.cycle_length="auto"``) whose closed-form start
     scores the lowest validation loss, and every candidate's score.
@@ -493,7 +496,7 @@ def choose_cycle_length(
     with torch.random.fork_rng(devices=[]):  # building and iterating the loaders draw from it
         for length in candidates:
             module = make_module(length)
-            fit_start(module.model, train_loader, weighted=weighted)
+            fit_start(module.model, train_loader, weighted=weighted, shrink=shrink)
             score = mean_loss(module, val_loader)
             scores[length] = math.inf if score is None or not math.isfinite(score) else score
     return min(scores, key=lambda w: (scores[w], w)), scores
@@ -572,6 +575,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         length, scores = choose_cycle_length(
             lambda w: make_module({**options, "cycle_length": w}), lengths, loader,
             datamodule.val_dataloader(), weighted=cfg.shortcut_init == "weighted_least_squares",
+            shrink=cfg.shortcut_shrink,
         )  # fmt: skip
         cycle_scores.update(scores)
         return length
@@ -586,7 +590,8 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     if resume_from is None:
         fitted = fit_start(module.model, loader, shortcut=cfg.shortcut_init != "random",
                            cycle=cfg.cycle_init == "mean",
-                           weighted=cfg.shortcut_init == "weighted_least_squares")  # fmt: skip
+                           weighted=cfg.shortcut_init == "weighted_least_squares",
+                           shrink=cfg.shortcut_shrink)  # fmt: skip
     start = None
     if has_val and cfg.keep_start and (fitted or resume_from is not None):
         start = StartCheckpoint(datamodule.val_dataloader())  # a resumed run restores its score
