@@ -81,3 +81,13 @@ def test_refit_cycle_is_the_least_squares_cycle_for_the_map_as_it_stands(script)
     assert after < before  # the exact minimiser over the cycle, the map held fixed
     script.refit_cycle(model, dm)  # the same problem again: the same cycle
     torch.testing.assert_close(model.cycle.values, fitted, atol=1e-5, rtol=1e-4)
+
+
+def test_per_variable_variants_start_a_model_with_a_map_per_variable(script):
+    dm, model = script.started(_hourly(), 12, True, None, per_variable=True, shrink=1.0)
+    assert tuple(model.shortcut.linear.weight.shape) == (2, 12, 96)  # (N, H, L)
+    row = script.variants(_hourly(), 12, None, ["per variable", "per variable, shrunk 100"])
+    assert len(row) == 4
+    mse = [float(cell.split(" / ")[0]) for cell in row[2:]]
+    alone = script.started(_hourly(), 12, True, None, per_variable=True)[1]
+    assert mse[0] == pytest.approx(script.scores(alone, dm)[0], abs=5e-5)

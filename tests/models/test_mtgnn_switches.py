@@ -170,3 +170,91 @@ def test_weighted_least_squares_start_equals_a_numpy_weighted_fit():
     plain.fit_least_squares([(x, y)], ridge=0.0)
     shortcut.fit_least_squares([(x, y, torch.ones(40, 3))], ridge=0.0)
     torch.testing.assert_close(shortcut(x), plain(x), atol=1e-5, rtol=1e-5)
+
+
+def _numpy_fit(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
+    """Weighted least squares with an intercept: rows ``(B, L)`` -> targets ``(B, H)``."""
+    design = np.concatenate([x.double().numpy(), np.ones((len(x), 1))], 1)
+    root = np.sqrt(weight.double().numpy())[:, None]
+    solution = np.linalg.lstsq(design * root, y.double().numpy() * root, rcond=None)[0]
+    return design @ solution  # (B, H), the fitted forecasts
+
+
+def test_per_variable_start_fits_each_variable_on_its_own_windows():
+    """Each variable's map is the weighted fit of that variable's samples alone, for both
+    shortcuts (DLinear's two maps together are one linear map of the window)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(60, 24, 3), torch.randn(60, 6, 3)
+    y[..., 1] += 2.0 * x[:, -6:, 1]  # the variables follow different maps
+    weight = torch.rand(60, 3) * 4 + 0.01  # (B, N)
+    for kind in ("linear", "dlinear"):
+        shortcut = LinearShortcut(kind, seq_len=24, horizon=6, kernel_size=5, num_nodes=3)
+        pairs = [(x[:25], y[:25], weight[:25]), (x[25:], y[25:], weight[25:])]
+        assert shortcut.fit_least_squares(pairs, ridge=1e-9) == 180
+        out = shortcut(x)  # (B, H, N)
+        for node in range(3):
+            expected = _numpy_fit(x[..., node], y[..., node], weight[:, node])
+            torch.testing.assert_close(out[..., node], torch.from_numpy(expected).float(),
+                                       atol=1e-4, rtol=1e-4)  # fmt: skip
+
+
+def test_shrinking_pulls_the_maps_per_variable_to_the_shared_fit():
+    torch.manual_seed(0)
+    x, y = torch.randn(60, 24, 3), torch.randn(60, 6, 3)
+    y[..., 1] += 2.0 * x[:, -6:, 1]
+    shared = LinearShortcut("linear", seq_len=24, horizon=6)
+    shared.fit_least_squares([(x, y)])
+    alone = LinearShortcut("linear", seq_len=24, horizon=6, num_nodes=3)
+    alone.fit_least_squares([(x, y)])
+    shrunk = LinearShortcut("linear", seq_len=24, horizon=6, num_nodes=3)
+    shrunk.fit_least_squares([(x, y)], shrink=1e9)  # weights and intercept: the shared fit
+    torch.testing.assert_close(shrunk(x), shared(x), atol=1e-4, rtol=1e-4)
+    shrunk.fit_least_squares([(x, y)], shrink=1.0)
+    gap_alone = (alone(x) - shared(x)).abs().mean()
+    gap_shrunk = (shrunk(x) - shared(x)).abs().mean()
+    assert 0 < gap_shrunk < gap_alone
+    with pytest.raises(ValueError, match=r"shrink=-1\.0 must both be >= 0"):
+        shrunk.fit_least_squares([(x, y)], shrink=-1.0)
+
+
+def test_a_variable_without_a_finite_sample_gets_the_shared_fit():
+    torch.manual_seed(0)
+    x, y = torch.randn(60, 24, 3), torch.randn(60, 6, 3)
+    x[..., 2] = float("nan")
+    shared = LinearShortcut("linear", seq_len=24, horizon=6)
+    assert shared.fit_least_squares([(x, y)]) == 120
+    per_variable = LinearShortcut("linear", seq_len=24, horizon=6, num_nodes=3)
+    assert per_variable.fit_least_squares([(x, y)]) == 120
+    torch.testing.assert_close(per_variable.linear.weight[2], shared.linear.weight)
+    torch.testing.assert_close(per_variable.linear.bias[2], shared.linear.bias)
+    with pytest.raises(ValueError, match="windows of 3 variables for maps of 4"):
+        LinearShortcut("linear", 24, 6, num_nodes=4).fit_least_squares([(x, y)])
+
+
+def test_model_with_maps_per_variable_forecasts_each_variable_with_its_own_map():
+    cfg = MTGNNConfig(**SMALL, graph=False, channel_independent=True, linear_shortcut="linear",
+                      shortcut_per_variable=True)  # fmt: skip
+    model = MTGNN(cfg).eval()
+    assert tuple(model.shortcut.linear.weight.shape) == (4, 6, 24)  # (N, H, L)
+    x = torch.randn(2, 24, 4)
+    before = model(x)
+    with torch.no_grad():
+        model.shortcut.linear.weight[1] += torch.randn(6, 24)  # (H, L)
+    after = model(x)
+    changed = (after - before).abs().amax(dim=(0, 1))  # (N,)
+    assert changed[1] > 1e-3
+    torch.testing.assert_close(changed[[0, 2, 3]], torch.zeros(3))
+    assert MTGNNConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(shortcut_per_variable=True), "shortcut_per_variable=True .* needs linear_shortcut"),
+        (dict(linear_shortcut="linear", shortcut_per_variable="yes"),
+         "shortcut_per_variable must be true or false"),
+    ],
+)  # fmt: skip
+def test_bad_per_variable_settings_raise_value_errors_naming_the_setting(options, message):
+    with pytest.raises(ValueError, match=message):
+        MTGNNConfig(**SMALL, **options)

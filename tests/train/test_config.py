@@ -78,3 +78,8 @@ def test_split_options_sorts_flat_keywords():
 def test_train_config_validates():
     with pytest.raises(ValueError, match=r"train\.lr=0"):
         TrainConfig(lr=0)
+
+
+def test_a_negative_shrink_names_the_setting():
+    with pytest.raises(ValueError, match=r"train\.shortcut_shrink=-0\.5 must be >= 0"):
+        TrainConfig(shortcut_shrink=-0.5)

@@ -184,6 +184,11 @@ class MTGNNConfig:
              f"linear_shortcut must be one of {', '.join(SHORTCUTS)}"),
             (self.decomposition_kernel >= 1 and self.decomposition_kernel % 2 == 1,
              "decomposition_kernel must be an odd size >= 1"),
+            (isinstance(self.shortcut_per_variable, bool),
+             "shortcut_per_variable must be true or false"),
+            (not (self.shortcut_per_variable and self.linear_shortcut == "none"),
+             "shortcut_per_variable=True gives a linear shortcut one map per variable, so it "
+             "needs linear_shortcut='linear' or 'dlinear'"),
             (isinstance(self.cycle_length, int) and self.cycle_length >= 0,
              "cycle_length must be an int >= 0 (0 turns the cycle off; 'auto' is for the "
              "trainer, which sets it from the data's step)"),
