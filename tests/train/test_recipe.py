@@ -379,3 +379,53 @@ def test_fit_reads_the_marks_only_where_the_rule_or_the_user_says(tmp_path, hori
     assert dm.n_time_features == 4
     assert result.module.model_config.time_features == marks
     assert np.isfinite(result.metrics["test_mse"])
+
+
+def _two_dynamics_frame(rows: int = 900) -> pd.DataFrame:
+    """Two hourly variables that follow opposite dynamics: a persistent AR(1) and one that
+    flips its sign every step. One map shared by both cannot forecast them; one each can."""
+    g = np.random.default_rng(2)
+    values = np.zeros((rows, 2))
+    for t in range(1, rows):
+        values[t] = [0.95, -0.95] * values[t - 1] + g.normal(0, 1.0, 2)
+    return pd.DataFrame(values, index=pd.date_range("2024-01-01", periods=rows, freq="h"))
+
+
+def test_auto_maps_per_variable_are_kept_where_their_start_validates_better(tmp_path):
+    """``shortcut_per_variable="auto"`` scores the closed-form start with the shared map and
+    with a map per variable on the validation windows and keeps the better; the choice draws
+    nothing from the random state, so the model starts as it would have with it given."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_two_dynamics_frame(), 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    model = {**TINY_MODEL, "cycle_length": 0}
+    auto = fit_datamodule(dm, model={**model, "shortcut_per_variable": "auto"}, train=train,
+                          run_dir=tmp_path / "a", test=False)  # fmt: skip
+    assert auto.module.model_config.shortcut_per_variable is True
+    shared = auto.metrics["start_val_loss_shared_maps"]
+    per_variable = auto.metrics["start_val_loss_per_variable_maps"]
+    assert per_variable < shared
+    given = fit_datamodule(dm, model={**model, "shortcut_per_variable": True}, train=train,
+                           run_dir=tmp_path / "g", test=False)  # fmt: skip
+    assert given.metrics["start_val_loss"] == pytest.approx(per_variable, rel=1e-6)
+    for key, value in given.module.model.state_dict().items():
+        torch.testing.assert_close(auto.module.model.state_dict()[key], value, atol=1e-9, rtol=0)
+
+
+def test_auto_maps_resolve_to_the_shared_map_without_a_choice_to_make():
+    def choose(options):
+        assert options["shortcut_per_variable"] is False  # candidates are built from here
+        return True
+
+    auto = {"shortcut_per_variable": "auto"}
+    assert resolve_model_options("tslib", 7, 96, auto, choose_maps=choose)[
+        "shortcut_per_variable"] is True  # fmt: skip
+    assert resolve_model_options("tslib", 7, 96, auto)["shortcut_per_variable"] is False
+    assert resolve_model_options("tslib", 1, 96, auto, choose_maps=choose)[
+        "shortcut_per_variable"] is False  # one variable: one map  # fmt: skip
+    # recipe "none": MTGNN's own model has no linear shortcut to give maps to
+    assert resolve_model_options("tslib", 7, 96, auto, recipe="none", choose_maps=choose)[
+        "shortcut_per_variable"] is False  # fmt: skip

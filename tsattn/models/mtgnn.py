@@ -185,7 +185,8 @@ class MTGNNConfig:
             (self.decomposition_kernel >= 1 and self.decomposition_kernel % 2 == 1,
              "decomposition_kernel must be an odd size >= 1"),
             (isinstance(self.shortcut_per_variable, bool),
-             "shortcut_per_variable must be true or false"),
+             "shortcut_per_variable must be true or false ('auto' is for the trainer, which "
+             "scores both starts on the validation windows)"),
             (not (self.shortcut_per_variable and self.linear_shortcut == "none"),
              "shortcut_per_variable=True gives a linear shortcut one map per variable, so it "
              "needs linear_shortcut='linear' or 'dlinear'"),

@@ -143,6 +143,7 @@ def resolve_model_options(
     recipe: str = "auto",
     freq: str | None = None,
     choose_cycle: Callable[[dict[str, Any], tuple[int, ...]], int] | None = None,
+    choose_maps: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """The recipe's settings for this data (none for ``recipe="none"`` or the ``mtgnn``
     protocol) overlaid by the explicit ``options``.
@@ -153,7 +154,11 @@ def resolve_model_options(
     (:func:`~tsattn.data.cycle_lengths`: a day or a week of hourly data; 0, no cycle, where
     there is none), under any protocol: ``choose_cycle(options, lengths)`` picks it where there
     are several (the trainer scores the closed-form start of each on the validation windows:
-    :func:`tsattn.train.trainer.choose_cycle_length`); without it, the day.
+    :func:`tsattn.train.trainer.choose_cycle_length`); without it, the day. The cycle is chosen
+    with the shortcut's shared map. Then ``shortcut_per_variable="auto"`` becomes
+    ``choose_maps(options)`` (the trainer scores the start with the shared map and with a map
+    per variable: :func:`tsattn.train.trainer.choose_shortcut_maps`); the shared map without
+    it, without a linear shortcut, or for one variable.
 
     >>> resolve_model_options("mtgnn", 8, 3, {"cycle_length": "auto"}, freq="15min")
     {'cycle_length': 96}
@@ -172,12 +177,18 @@ def resolve_model_options(
         if options.get("graph") and "channel_independent" not in options:
             resolved["channel_independent"] = False
     resolved.update(options)
+    maps_auto = resolved.get("shortcut_per_variable") == "auto"
+    if maps_auto:
+        resolved["shortcut_per_variable"] = False  # the cycle is chosen with the shared map
     if resolved.get("cycle_length") == "auto":
         lengths = cycle_lengths(freq)
         if choose_cycle is not None and len(lengths) > 1:
             resolved["cycle_length"] = choose_cycle(resolved, lengths)
         else:
             resolved["cycle_length"] = lengths[0] if lengths else 0
+    shortcut = resolved.get("linear_shortcut", "none") != "none"
+    if maps_auto and shortcut and choose_maps is not None and num_nodes > 1:
+        resolved["shortcut_per_variable"] = bool(choose_maps(resolved))
     return resolved
 
 
