@@ -158,6 +158,7 @@ class LinearShortcut(nn.Module):
             raise ValueError(f"ridge={ridge} and shrink={shrink} must both be >= 0.")
         gram = cross = None
         counts = None
+        apart = "n" if self.num_nodes is not None else ""  # normal equations per variable or summed
         for x, y, *weight in windows:
             feats = self._features(x.double())  # (B, N, F)
             feats = torch.cat([feats, torch.ones_like(feats[..., :1])], dim=2)  # + intercept
@@ -168,8 +169,8 @@ class LinearShortcut(nn.Module):
             feats = torch.where(finite[..., None], feats, zero)
             target = torch.where(finite[..., None], target, zero)
             w = torch.where(finite, w, zero)
-            g = torch.einsum("bnf,bn,bng->nfg", feats, w, feats)  # (N, F+1, F+1)
-            c = torch.einsum("bnf,bn,bnh->nfh", feats, w, target)  # (N, F+1, H)
+            g = torch.einsum(f"bnf,bn,bng->{apart}fg", feats, w, feats)  # ([N,] F+1, F+1)
+            c = torch.einsum(f"bnf,bn,bnh->{apart}fh", feats, w, target)  # ([N,] F+1, H)
             n = finite.sum(0)  # (N,)
             gram, cross, counts = (g, c, n) if gram is None else (gram + g, cross + c, counts + n)
         if gram is None:
@@ -177,15 +178,15 @@ class LinearShortcut(nn.Module):
         count = int(counts.sum())
         if count == 0:
             return 0
-        shared = _solve(gram.sum(0), cross.sum(0), ridge)  # (F+1, H)
         if self.num_nodes is None:
-            solution = shared
+            solution = _solve(gram, cross, ridge)  # (F+1, H)
         else:
             if gram.shape[0] != self.num_nodes:
                 raise ValueError(
                     f"fit_least_squares got windows of {gram.shape[0]} variables for maps of "
                     f"{self.num_nodes}."
                 )
+            shared = _solve(gram.sum(0), cross.sum(0), ridge)  # (F+1, H)
             solution = torch.stack([
                 shared if counts[i] == 0
                 else _solve(gram[i], cross[i], shrink, shared) if shrink
