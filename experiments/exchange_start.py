@@ -24,6 +24,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 import yaml
 
@@ -49,13 +50,18 @@ def candidate_settings(name: str) -> dict[str, object]:
     raise ValueError(f"no candidate {name!r} in {CANDIDATES}")
 
 
-def started(settings: dict[str, object], horizon: int, root: str | None):
-    """The data and the candidate's model right after its closed-form start (seed 0)."""
-    data = {k.split(".", 1)[1]: v for k, v in settings.items() if k.startswith("data.")}
+def started(
+    settings: dict[str, object],
+    horizon: int,
+    root: str | None,
+    data: str | pd.DataFrame = "exchange_rate",
+):
+    """The ``data`` and the candidate's model right after its closed-form start (seed 0)."""
+    given = {k.split(".", 1)[1]: v for k, v in settings.items() if k.startswith("data.")}
     model = {k.split(".", 1)[1]: v for k, v in settings.items() if k.startswith("model.")}
     dm = TimeSeriesDataModule(
-        "exchange_rate", int(data["seq_len"]), horizon, protocol=str(data["protocol"]),
-        scaling=str(data["scaling"]), use_time_features=bool(data["use_time_features"]),
+        data, int(given["seq_len"]), horizon, protocol=str(given["protocol"]),
+        scaling=str(given["scaling"]), use_time_features=bool(given["use_time_features"]),
         batch_size=256, root=root,
     )  # fmt: skip
     dm.setup()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pandas as pd
 import pytest
+import yaml
 
-from tests.experiment_scripts import load_experiment
+from tests.experiment_scripts import ROOT, load_experiment
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +73,21 @@ def test_a_continued_run_keeps_the_title_of_its_summary(bench_script, tmp_path):
     (tmp_path / "search.md").write_text("Dropout search (seed 0)\n\n| candidate |\n")
     assert bench_script.summary_title(tmp_path, True) == "Dropout search (seed 0)"
     assert bench_script.summary_title(tmp_path, False) == "Benchmark"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "experiments/candidates").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_committed_candidate_is_a_valid_run(bench_script, path):
+    """A misspelt setting in a candidates file fails here, not hours into a search."""
+    from tsattn.train.config import RunConfig
+
+    args = argparse.Namespace(candidates=str(path), only=None, datasets="ETTh1", horizons="96",
+                              seeds=1, out="unused", overrides=[], threads=1, runs_dir=None,
+                              accelerator="cpu", validation_only=True)  # fmt: skip
+    cells = bench_script.plan_cells(args)
+    assert {cell["candidate"] for cell in cells} == {
+        c["name"] for c in yaml.safe_load(path.read_text())["candidates"]
+    }
+    for cell in cells:
+        RunConfig().with_overrides(cell["overrides"])  # raises on an unknown or invalid setting
