@@ -36,6 +36,7 @@ from bench_speed import markdown, write_report  # noqa: E402
 
 from tsattn import MTGNN, MTGNNConfig  # noqa: E402
 from tsattn.data.datamodule import TimeSeriesDataModule  # noqa: E402
+from tsattn.train.metrics import MetricAccumulator  # noqa: E402
 from tsattn.train.trainer import fit_start  # noqa: E402
 
 CANDIDATES = ROOT / "experiments/candidates/exchange_single_step.yaml"
@@ -74,17 +75,15 @@ def started(
 
 
 def errors(dm: TimeSeriesDataModule, forecast) -> tuple[float, float]:
-    """Validation MSE and RSE in original units of ``forecast(x, marks, step) -> (B, 1, N)``."""
-    scale = torch.as_tensor(dm.scaler.scale, dtype=torch.float64)  # (N,)
-    predictions, targets = [], []
+    """Validation MSE and RSE in original units of ``forecast(x, marks, step) -> (B, 1, N)``,
+    accumulated as the trainer's metrics are (:class:`~tsattn.train.metrics.MetricAccumulator`)."""
+    metrics = MetricAccumulator()
     with torch.no_grad():
         for x, y, marks, step in dm.val_dataloader():
-            predictions.append(forecast(x, marks, step).double() * scale)
-            targets.append(y.double() * scale)
-    pred, true = torch.cat(predictions), torch.cat(targets)  # (W, 1, N)
-    mse = ((pred - true) ** 2).mean().item()
-    rse = (((pred - true) ** 2).sum().sqrt() / ((true - true.mean()) ** 2).sum().sqrt()).item()
-    return mse, rse
+            pred = dm.scaler.inverse_transform(forecast(x, marks, step).double())
+            metrics.update(pred, dm.scaler.inverse_transform(y.double()))  # (B, 1, N) each
+    scores = metrics.compute()
+    return scores["mse"], scores["rse"]
 
 
 def trained_val_mse(cells: Path, candidate: str, horizon: int) -> list[float]:
