@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tsattn import MTGNN, MTGNNConfig
-from tsattn.models.mtgnn import _dropout
+from tsattn.models.mtgnn import _dropout, _random_int16
 
 
 def tiny(**overrides) -> MTGNNConfig:
@@ -162,12 +162,39 @@ def test_cpu_dropout_draws_a_scaled_bernoulli_mask():
     out = _dropout(x, 0.3, training=True)
     kept = out != 0
     assert abs(kept.float().mean().item() - 0.7) < 0.01  # 0.7 +- 4.7 standard errors
-    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / 0.7))
+    keep_probability = 1 - round(0.3 * 2**16) / 2**16  # p rounded to a multiple of 2**-16
+    assert abs(keep_probability - 0.7) < 1e-5
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / keep_probability))
     out.sum().backward()
-    torch.testing.assert_close(x.grad, out.detach())  # d(x * mask / 0.7)/dx = mask / 0.7
+    torch.testing.assert_close(x.grad, out.detach())  # d(x * mask / keep)/dx = mask / keep
     assert _dropout(x, 0.3, training=False) is x
     assert _dropout(x, 0.0, training=True) is x
     torch.manual_seed(1)
     first = _dropout(x, 0.5, training=True)
     torch.manual_seed(1)
     assert torch.equal(first, _dropout(x, 0.5, training=True))
+    # p too close to 0 or 1 for 16 bits: F.dropout's own mask
+    assert _dropout(x, 1e-6, training=True).shape == x.shape
+    assert (_dropout(x, 1 - 1e-6, training=True) != 0).sum() < 10
+
+
+def test_cpu_dropout_keeps_the_layout_and_handles_strided_inputs():
+    torch.manual_seed(0)
+    x = torch.randn(8, 16, 7, 30).contiguous(memory_format=torch.channels_last)
+    out = _dropout(x, 0.3, training=True)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    kept = out != 0
+    torch.testing.assert_close(out[kept], x[kept] / (1 - round(0.3 * 2**16) / 2**16))
+    strided = torch.randn(300, 400)[:, ::2]  # not dense: the mask is drawn contiguous
+    out = _dropout(strided, 0.5, training=True)
+    assert out.shape == strided.shape and abs((out != 0).float().mean().item() - 0.5) < 0.01
+
+
+def test_random_int16_lanes_are_uniform_over_all_16_bits():
+    torch.manual_seed(0)
+    bits = _random_int16(torch.empty(400_000)).view(-1, 4)  # the four lanes of each 64-bit draw
+    for lane in bits.unbind(1):
+        assert lane.min() < -32_000 and lane.max() > 32_000  # the sign bit is random too
+        for bit in range(16):
+            ones = (lane.int() >> bit & 1).float().mean().item()
+            assert abs(ones - 0.5) < 0.01, (bit, ones)  # 0.5 +- 6.3 standard errors

@@ -38,20 +38,49 @@ from tsattn.nn.temporal import GatedTemporalConv, receptive_field
 __all__ = ["MTGNN", "PRESETS", "MTGNNConfig"]
 
 
-def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """``F.dropout``, drawn from ``torch.rand`` on CPUs.
+def _dense_strides(x: torch.Tensor) -> bool:
+    """Whether ``x``'s strides lay its elements out densely, in some order of its dimensions."""
+    expected = 1
+    for size, stride in sorted(zip(x.shape, x.stride(), strict=True), key=lambda d: d[1]):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
 
-    On CPUs ``F.dropout`` draws its mask with ``bernoulli_``, several times slower than
-    ``rand_like(x) >= p``, which draws the same Bernoulli(1 - p) mask
-    (``experiments/bench_dropout.py`` measures both, and the training step). Other devices
-    keep ``F.dropout`` and its fused kernel.
+
+def _random_int16(x: torch.Tensor) -> torch.Tensor:
+    """Independent integers, uniform over all 2**16 values of ``int16``, shaped like ``x`` (and
+    laid out like it where ``x`` is dense, so that element-wise work with ``x`` reads both in
+    one order).
+
+    Drawn as 64-bit integers over their full range, four 16-bit lanes each: a quarter of the
+    generator calls of ``rand_like(x)``, from the same seeded generator.
+    """
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
+    lanes = words.random_(-(2**63), None).view(torch.int16)[:n]
+    if _dense_strides(x):
+        return lanes.as_strided(x.shape, x.stride())
+    return lanes.view(x.shape)
+
+
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout`` with a cheaper mask on CPUs.
+
+    On CPUs ``F.dropout`` draws its mask with ``bernoulli_``, and ``rand_like(x) >= p`` with a
+    float per element; tsattn compares 16-bit random integers instead, so ``p`` is rounded to a
+    multiple of 2**-16 (0.3 drops with probability 0.300003) and the kept values are divided by
+    the exact probability of keeping them, which leaves the expectation unchanged
+    (``experiments/bench_dropout.py`` measures the three masks, and the training step). Other
+    devices, and ``p`` within 2**-17 of 0 or 1, keep ``F.dropout``.
     """
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu":
+    cut = round(p * 2**16)  # drop where the integer, shifted to [0, 2**16), is below cut
+    if x.device.type != "cpu" or not 0 < cut < 2**16:
         return F.dropout(x, p, training=True)
-    keep = torch.rand_like(x).ge_(p)  # 1.0 with probability 1 - p, else 0.0
-    return x * keep.mul_(1.0 / (1.0 - p))
+    keep = _random_int16(x).ge(cut - 2**15)  # True with probability 1 - cut / 2**16
+    return x * keep.to(x.dtype).mul_(2**16 / (2**16 - cut))
 
 
 def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
