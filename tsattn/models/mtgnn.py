@@ -53,8 +53,8 @@ def _random_int16(x: torch.Tensor) -> torch.Tensor:
     laid out like it where ``x`` is dense, so that element-wise work with ``x`` reads both in
     one order).
 
-    Drawn as 64-bit integers over their full range, four 16-bit lanes each: a quarter of the
-    generator calls of ``rand_like(x)``, from the same seeded generator.
+    Drawn as 64-bit integers over their full range, four 16-bit lanes each: one draw per four
+    elements where ``rand_like(x)`` makes one per element, from the same seeded generator.
     """
     n = x.numel()
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
