@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 
 from tests.train.conftest import TINY_MODEL
 from tests.train.toy import ToyDataModule
@@ -239,3 +241,36 @@ def test_cpu_training_uses_fused_adam_equal_to_the_looped_one():
             opt.step()
     for (name, a), b in zip(module.named_parameters(), looped_module.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("monitor", ["loss", "mse", "mae"])
+def test_monitor_picks_the_best_checkpoint_and_stops_on_the_named_score(toy, tmp_path, monitor):
+    """Trained on L1, selected on what ``train.monitor`` names: the best checkpoint is the
+    validation check with the lowest such score, and validating it again gives that score."""
+    result = _fit(toy, tmp_path, loss="l1", monitor=monitor, max_steps=-1, max_epochs=3,
+                  val_checks_per_epoch=2, patience=5, keep_start=False)  # fmt: skip
+    key = f"val_{monitor}"
+    checks = pd.read_csv(tmp_path / "metrics.csv").dropna(subset=[key])[key]
+    assert len(checks) == 6
+    assert result.metrics["best_val_loss"] == pytest.approx(checks.min(), rel=1e-6)
+    again = result.trainer.validate(result.module, toy.val_dataloader(), verbose=False)[0]
+    assert again[key] == pytest.approx(checks.min(), rel=1e-5)
+    stop = next(c for c in result.trainer.callbacks if isinstance(c, EarlyStopping))
+    assert stop.monitor == key
+
+
+@pytest.mark.parametrize(("monitor", "error"), [("mse", "square"), ("mae", "abs")])
+def test_mean_loss_scores_the_monitored_error(toy, monitor, error):
+    model = MTGNNConfig(num_nodes=3, seq_len=16, horizon=4, layers=1).to_dict()
+    module = ForecastModule(model, TrainConfig(loss="l1", monitor=monitor).to_dict()).eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x, y, *_ in toy.val_dataloader():
+            total += float(getattr(module(x) - y, error)().sum())
+            count += y.numel()
+    assert mean_loss(module, toy.val_dataloader()) == pytest.approx(total / count, rel=1e-5)
+
+
+def test_unknown_monitor_is_a_value_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.monitor"):
+        TrainConfig(monitor="val_mse")

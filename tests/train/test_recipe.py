@@ -286,6 +286,25 @@ def test_keep_start_returns_to_the_closed_form_start_when_no_epoch_beats_it(tmp_
     assert "start_val_loss" not in trained.metrics
 
 
+def test_keep_start_compares_the_monitored_score(tmp_path):
+    """Trained on MSE, selected on MAE (``train.monitor``): the start is scored by its MAE,
+    like every validation check, and kept when no check beats that."""
+    from tsattn.train import fit_datamodule
+
+    dm, still, model_options, reference, *_ = _daily_start(tmp_path / "s", "weighted_least_squares")
+    wreck = dataclasses.replace(still, max_steps=-1, max_epochs=2, lr=0.5, keep_start=True,
+                                monitor="mae")  # fmt: skip
+    kept = fit_datamodule(dm, model=model_options, train=wreck, run_dir=tmp_path / "k", test=False)
+    assert kept.best_checkpoint.endswith("start.ckpt")
+    ae, count = 0.0, 0
+    with torch.no_grad():
+        for x, y, marks, step in dm.val_dataloader():
+            ae += float((reference(x, marks, step) - y).abs().sum())
+            count += y.numel()
+    assert kept.metrics["start_val_loss"] == pytest.approx(ae / count, rel=1e-5)
+    assert kept.metrics["best_val_loss"] == kept.metrics["start_val_loss"]
+
+
 def _weekly_frame(rows: int = 1400) -> pd.DataFrame:
     """Hourly data whose level follows the day of the week (Thursday 1970-01-01 is phase 0 of
     the grid) on top of a daily sine: a daily cycle cannot hold it, a weekly one can."""

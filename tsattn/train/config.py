@@ -44,6 +44,7 @@ LOSSES = ("auto", "mse", "l1")
 LR_SCHEDULES = ("none", "exponential", "cosine")
 SHORTCUT_INITS = ("least_squares", "weighted_least_squares", "random")
 CYCLE_INITS = ("mean", "zero")
+MONITORS = ("loss", "mse", "mae")
 PROTOCOLS = ("auto", "tslib", "mtgnn", "holdout")
 SCALINGS = ("standard", "maxabs_legacy", "none")
 
@@ -135,13 +136,14 @@ class TrainConfig(_Section):
     multiplies the learning rate by ``lr_decay`` after every epoch (the Time-Series-Library
     recipe halves it: ``lr_decay=0.5``), ``cosine`` anneals it to 0 over ``max_epochs``,
     ``none`` keeps it. ``grad_clip`` is a max global L2 norm (0 = off). ``patience`` is early
-    stopping on ``val_loss`` (0 = off), in epochs; the best checkpoint is reloaded before
-    testing. ``val_checks_per_epoch`` scores the validation windows that many times per epoch,
-    at evenly spaced steps, so that the best checkpoint and early stopping see the model between
-    epochs too (Lightning's ``val_check_interval``; ``patience`` then counts ``patience *
-    val_checks_per_epoch`` checks); ``auto`` (the default): under the recipe, one check per 256
-    training steps of an epoch, at least one (:func:`tsattn.train.recipe.resolve_val_checks`:
-    one on ETTh1, four on ETTm1 at batch 32), once per epoch elsewhere.
+    stopping on ``val_loss`` (or what ``monitor`` names; 0 = off), in epochs; the best
+    checkpoint is reloaded before testing. ``val_checks_per_epoch`` scores the validation
+    windows that many times per epoch, at evenly spaced steps, so that the best checkpoint and
+    early stopping see the model between epochs too (Lightning's ``val_check_interval``;
+    ``patience`` then counts ``patience * val_checks_per_epoch`` checks); ``auto`` (the
+    default): under the recipe, one check per 256 training steps of an epoch, at least one
+    (:func:`tsattn.train.recipe.resolve_val_checks`: one on ETTh1, four on ETTm1 at batch 32),
+    once per epoch elsewhere.
     ``ema_decay`` > 0 validates, checkpoints and returns an
     exponential moving average of the weights over the optimiser steps instead of the last
     step's weights (Polyak averaging: Polyak and Juditsky, SIAM J. Control Optim. 1992; each
@@ -152,6 +154,11 @@ class TrainConfig(_Section):
     (FreDF: Wang et al., "FreDF: Learning to Forecast in the Frequency Domain", ICLR 2025): the
     steps of one forecast are correlated, and in the frequency domain their errors are much
     less so. Validation, early stopping and ``keep_start`` still read ``loss`` alone; 0 is off.
+    ``monitor`` is the validation score that picks the best checkpoint and stops early, and that
+    ``keep_start`` and the recipe's choices of cycle and shortcut maps compare: ``loss`` (the
+    training loss, logged as ``val_loss``), or ``mse`` / ``mae`` (``val_mse`` / ``val_mae``, in
+    the metric space the metrics are reported in), so that a model trained on one loss can be
+    selected on the error it is judged by.
     ``checkpoint_every_n_steps`` additionally writes ``last.ckpt`` every n optimiser steps, for
     resuming a killed run mid-epoch.
     ``recipe="auto"`` builds the model of the long-horizon recipe (:mod:`tsattn.train.recipe`)
@@ -173,7 +180,7 @@ class TrainConfig(_Section):
     of the shortcut and the cycle relative to ``lr`` (``0`` keeps them at their start and trains
     the rest of the model on what they leave). ``keep_start``: a model started in closed form is
     scored on the validation windows before its first step, like an epoch 0, and kept
-    (``checkpoints/start.ckpt``) when no epoch's ``val_loss`` beats it.
+    (``checkpoints/start.ckpt``) when no epoch's ``val_loss`` (or ``monitor``'s score) beats it.
     """
 
     loss: str = "auto"
@@ -188,6 +195,7 @@ class TrainConfig(_Section):
     val_checks_per_epoch: int | str = "auto"
     ema_decay: float = 0.0
     freq_loss: float = 0.0
+    monitor: str = "loss"
     seed: int = 0
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -212,6 +220,7 @@ class TrainConfig(_Section):
         _choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("train.shortcut_init", self.shortcut_init, SHORTCUT_INITS)
         _choice("train.cycle_init", self.cycle_init, CYCLE_INITS)
+        _choice("train.monitor", self.monitor, MONITORS)
         if isinstance(self.lr, str) and self.lr != "auto":
             try:
                 self.lr = float(self.lr)
@@ -258,6 +267,11 @@ class TrainConfig(_Section):
             raise ValueError(f"train.num_nodes={self.num_nodes} must be >= 1 (machines).")
         if self.max_epochs < 1 and self.max_steps < 1:
             raise ValueError("set train.max_epochs >= 1 or train.max_steps >= 1.")
+
+    @property
+    def monitor_key(self) -> str:
+        """The logged name of ``monitor``: ``val_loss``, ``val_mse`` or ``val_mae``."""
+        return f"val_{self.monitor}"
 
 
 def _model_overrides(model: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -114,6 +114,19 @@ class ForecastModule(pl.LightningModule):
         error = torch.fft.rfft(pred.float() - target, dim=1, norm="ortho")  # (B, H//2+1, N)
         return (1 - weight) * loss + weight * error.abs().mean()
 
+    def score(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The validation score ``train.monitor`` selects on, for one batch: the loss
+        (``val_loss``), or the mean squared / absolute error in the metric space (``val_mse``
+        / ``val_mae``)."""
+        monitor = self.train_config.monitor
+        if monitor == "loss":
+            return self._loss(pred, target)
+        pred = pred.float()
+        if self.metric_space == "original":
+            pred, target = self.to_original(pred), self.to_original(target)
+        error = pred - target
+        return error.square().mean() if monitor == "mse" else error.abs().mean()
+
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, x_mark, step = _unpack(batch)
         loss = self.training_loss(self(x, x_mark, step), y)

@@ -1,11 +1,11 @@
 """Trainer factory and the fit -> reload best -> test driver used by the API, CLI and scripts.
 
 :func:`build_trainer` turns a :class:`~tsattn.train.config.TrainConfig` into a Lightning
-``Trainer``: accelerator/devices/strategy/precision, early stopping on ``val_loss``, a ``best``
-checkpoint, a ``last`` checkpoint (every n steps when asked, for mid-epoch resume), an
-exponential moving average of the weights when ``ema_decay`` asks for one, gradient
-clipping by global norm, a CSV logger, one progress bar for training (``progress_bar=False``
-silences it), several machines (``num_nodes``), and the
+``Trainer``: accelerator/devices/strategy/precision, early stopping on ``val_loss`` (or the
+score ``TrainConfig.monitor`` names), a ``best`` checkpoint, a ``last`` checkpoint (every n
+steps when asked, for mid-epoch resume), an exponential moving average of the weights when
+``ema_decay`` asks for one, gradient clipping by global norm, a CSV logger, one progress bar
+for training (``progress_bar=False`` silences it), several machines (``num_nodes``), and the
 :class:`~tsattn.train.resume.DeterministicResume` callback.
 
 :func:`fit_datamodule` builds the model from the data's shape, trains, reloads the best
@@ -111,12 +111,12 @@ class EpochTimer(pl.Callback):
 
 
 class StartCheckpoint(pl.Callback):
-    """Scores the model's closed-form start on the validation windows before the first
-    training step, as an epoch 0 would be scored (``val_loss``: the training loss over the
-    windows ``limit_val_batches`` allows), and saves it as ``start.ckpt`` beside the ``best``
-    checkpoint, so that the trainer can return to it when no epoch beats it
-    (``TrainConfig.keep_start``). Its ``score`` travels in the run's checkpoints, so a resumed
-    run still knows it."""
+    """Scores the model's closed-form start on the validation windows before the first training
+    step, as an epoch 0 would be scored (:func:`mean_loss`: ``val_loss``, or the error
+    ``TrainConfig.monitor`` names, over the windows ``limit_val_batches`` allows), and saves it as
+    ``start.ckpt`` beside the ``best`` checkpoint, so that the trainer can return to it when no
+    epoch beats it (``TrainConfig.keep_start``). Its ``score`` travels in the run's
+    checkpoints, so a resumed run still knows it."""
 
     FILENAME = "start.ckpt"
 
@@ -152,8 +152,9 @@ class StartCheckpoint(pl.Callback):
 def mean_loss(
     module: ForecastModule, loader: torch.utils.data.DataLoader, batches: int | None = None
 ) -> float | None:
-    """``module``'s training loss (``val_loss``) over the first ``batches`` of ``loader`` (all
-    by default), averaged per window, in eval mode and without gradients; ``None`` without
+    """``module``'s validation score (:meth:`ForecastModule.score`: the training loss,
+    ``val_loss``, or the error ``train.monitor`` names) over the first ``batches`` of ``loader``
+    (all by default), averaged per window, in eval mode and without gradients; ``None`` without
     windows."""
     was_training = module.training
     module.eval()
@@ -162,7 +163,7 @@ def mean_loss(
         for _, batch in zip(range(len(loader) if batches is None else batches), loader,
                             strict=False):  # fmt: skip
             x, y, x_mark, step = _unpack(module.transfer_batch_to_device(batch, module.device, 0))
-            loss = module._loss(module(x, x_mark, step), y)
+            loss = module.score(module(x, x_mark, step), y)
             total, count = total + float(loss) * len(x), count + len(x)
     module.train(was_training)
     return total / count if count else None
@@ -194,13 +195,13 @@ def build_trainer(
     best = None
     if has_val:
         best = ModelCheckpoint(
-            dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1
+            dirpath=ckpt_dir, filename="best", monitor=cfg.monitor_key, mode="min", save_top_k=1
         )
         all_callbacks.append(best)
         if cfg.patience:
             all_callbacks.append(
                 EarlyStopping(
-                    monitor="val_loss",
+                    monitor=cfg.monitor_key,
                     mode="min",
                     patience=cfg.patience * cfg.val_checks_per_epoch,
                     check_on_train_epoch_end=False,
@@ -351,9 +352,9 @@ def fit_datamodule(
     dataloaders).
     ``ckpt_path`` (``"last"`` or a path inside ``run_dir``) resumes a killed run; the checkpoint
     is loaded without unpickling code and every file it names must lie inside ``run_dir``
-    (:mod:`tsattn.train.checkpoint`). Returns the trained module (with
-    the best weights), the trainer, and metrics: ``val_*`` of the last validation,
-    ``best_val_loss`` of the reloaded checkpoint, ``test_*`` of that checkpoint.
+    (:mod:`tsattn.train.checkpoint`). Returns the trained module (with the best weights), the
+    trainer, and metrics: ``val_*`` of the last validation, ``best_val_loss`` of the reloaded
+    checkpoint (its ``train.monitor`` score), ``test_*`` of that checkpoint.
     """
     cfg = train or TrainConfig()
     with _lightning_output():
@@ -480,7 +481,7 @@ def choose_cycle_length(
 
     ``make_module(length)`` builds the module with that cycle; each is started as training
     starts it (:func:`fit_start`: the cycle at its phase means, the shortcut at what the cycle
-    leaves) and scored on ``val_loader`` (:func:`mean_loss`, the ``val_loss`` that early
+    leaves) and scored on ``val_loader`` (:func:`mean_loss`, the score that early
     stopping and ``keep_start`` read). The candidates are built with the global random state
     saved and restored, so the model that then trains starts and sees its batches as it would
     without the choice.
@@ -529,10 +530,11 @@ def start_scores(
     weighted: bool = False,
     shrink: float = 0.0,
 ) -> dict[Any, float]:
-    """The ``val_loss`` on ``val_loader`` of ``make_module(c)``'s closed-form start
-    (:func:`fit_start` on ``train_loader``) for every candidate ``c`` (``inf`` where it is not
-    finite). The candidates are built with the global random state saved and restored, so the
-    model that then trains starts and sees its batches as it would without the choice."""
+    """The validation score (:func:`mean_loss`) on ``val_loader`` of ``make_module(c)``'s
+    closed-form start (:func:`fit_start` on ``train_loader``) for every candidate ``c`` (``inf``
+    where it is not finite). The candidates are built with the global random state saved and
+    restored, so the model that then trains starts and sees its batches as it would without the
+    choice."""
     scores = {}
     with torch.random.fork_rng(devices=[]):  # building and iterating the loaders draw from it
         for candidate in candidates:
