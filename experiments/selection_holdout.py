@@ -1,0 +1,204 @@
+"""Validation MSE of candidates that differ in how they select, scored on windows none of them
+selected on.
+
+A candidate that changes what picks the checkpoint (``train.monitor=mse``, say) cannot be
+compared with the others on the validation windows it selected on: it minimised that very
+score there, so it wins by construction. Here every fit sees only the first part of the
+validation windows (``--select-fraction``, in time order): the best checkpoint, early
+stopping, ``keep_start`` and the recipe's choices of cycle and maps read those. The windows
+after them (less the ``horizon - 1`` windows whose targets overlap the selection windows'
+targets) are scored afterwards, once per cell, by every candidate alike. The test split is
+never read::
+
+    python experiments/selection_holdout.py \\
+        --candidates experiments/candidates/monitor_search.yaml \\
+        --datasets ETTh1,ETTh2 --horizons 96,720 --seeds 1 --reference default
+
+Each finished cell is a JSON file under ``<out>/cells/<candidate>/`` and is skipped when rerun,
+so a stopped run continues with the next cell; ``--lock FILE`` holds that file's flock around
+each cell (one CPU-heavy job at a time on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+
+from bench_speed import markdown  # noqa: E402
+
+from tsattn.train.config import RunConfig  # noqa: E402
+from tsattn.train.trainer import build_datamodule, fit_config  # noqa: E402
+
+DEFAULT_OUT = ROOT / "experiments/results/selection_holdout"
+
+
+def split_validation(count: int, horizon: int, fraction: float) -> tuple[range, range]:
+    """The validation windows (``count`` of them, in time order) a fit selects on, and those
+    scored afterwards: the first ``fraction``, then the rest less the ``horizon - 1`` windows
+    whose targets overlap the last selection window's.
+
+    >>> split_validation(100, 10, 0.5)
+    (range(0, 50), range(59, 100))
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"--select-fraction={fraction} must lie strictly between 0 and 1.")
+    select = int(count * fraction)
+    scored = range(select + horizon - 1, count)
+    if select < 1 or len(scored) < 1:
+        raise ValueError(
+            f"{count} validation windows at horizon {horizon} leave none to select on or to "
+            f"score at --select-fraction={fraction}."
+        )
+    return range(select), scored
+
+
+def cell_path(out: Path, candidate: str, dataset: str, horizon: int, seed: int) -> Path:
+    return out / "cells" / candidate / f"{dataset}-h{horizon}-seed{seed}.json"
+
+
+def run_cell(candidate: dict, dataset: str, horizon: int, seed: int, args: Any) -> dict:
+    """Fit one candidate selecting on the first validation windows, score the later ones."""
+    path = cell_path(Path(args.out), candidate["name"], dataset, horizon, seed)
+    if path.exists():
+        return json.loads(path.read_text())
+    overrides = [f"data.data={dataset}", f"data.horizon={horizon}", f"train.seed={seed}",
+                 "train.progress_bar=false", *candidate["set"]]  # fmt: skip
+    cfg = RunConfig().with_overrides(overrides)
+    datamodule = build_datamodule(cfg.data)
+    datamodule.setup()
+    full = datamodule.datasets["val"]
+    select, scored = split_validation(len(full), horizon, args.select_fraction)
+    datamodule.datasets["val"] = torch.utils.data.Subset(full, select)  # what the fit sees
+    run_dir = Path(args.runs_dir or Path(args.out) / "runs") / candidate["name"] / path.stem
+    result = fit_config(cfg, datamodule, run_dir, test=False)
+    scores = {}
+    for name, windows in (("select", select), ("scored", scored)):
+        datamodule.datasets["val"] = torch.utils.data.Subset(full, windows)
+        scores[name] = result.trainer.validate(
+            result.module, dataloaders=datamodule.val_dataloader(), verbose=False
+        )[0]
+    datamodule.datasets["val"] = full
+    row = {
+        "candidate": candidate["name"],
+        "dataset": dataset,
+        "horizon": horizon,
+        "seed": seed,
+        "select_windows": len(select),
+        "scored_windows": len(scored),
+        "select_mse": float(scores["select"]["val_mse"]),
+        "scored_mse": float(scores["scored"]["val_mse"]),
+        "scored_mae": float(scores["scored"]["val_mae"]),
+        "epochs": len(result.epoch_seconds),
+        "kept_start": str(result.best_checkpoint).endswith("start.ckpt"),
+        "overrides": overrides,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, indent=1))
+    os.replace(tmp, path)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return row
+
+
+def summary(rows: list[dict], reference: str, fraction: float) -> str:
+    """One row per candidate: the scored windows' MSE per cell (mean over the seeds run) and
+    its geometric mean ratio to ``reference`` over the cells both have."""
+    cells = sorted({(r["dataset"], r["horizon"]) for r in rows})
+    means: dict[str, dict[tuple, float]] = {}
+    for name in dict.fromkeys(r["candidate"] for r in rows):
+        for key in cells:
+            values = [
+                r["scored_mse"]
+                for r in rows
+                if r["candidate"] == name and (r["dataset"], r["horizon"]) == key
+            ]
+            if values:
+                means.setdefault(name, {})[key] = sum(values) / len(values)
+    table = []
+    for name, scores in means.items():
+        shared = [k for k in scores if k in means.get(reference, {})]
+        ratio = (
+            torch.tensor([scores[k] / means[reference][k] for k in shared]).log().mean().exp()
+            if shared
+            else None
+        )
+        table.append([name, *(f"{scores[k]:.4f}" if k in scores else "" for k in cells),
+                      f"{float(ratio):.4f}" if ratio is not None else ""])  # fmt: skip
+    seeds = sorted({r["seed"] for r in rows})
+    title = (
+        f"Selection on the first {fraction:.0%} of the validation windows, MSE of the later ones "
+        f"(scaled units; seeds {', '.join(map(str, seeds))}; the test split is never read)"
+    )
+    headers = ["candidate", *(f"{d} {h}" for d, h in cells), f"scored MSE / {reference}"]
+    return f"{title}\n\n{markdown(headers, table)}\n"
+
+
+def load_rows(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/*.json"))]
+
+
+@contextlib.contextmanager
+def held(lock: str | None):
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--candidates", required=True, help="YAML: a list of {name, set}")
+    parser.add_argument("--datasets", default="ETTh1,ETTh2")
+    parser.add_argument("--horizons", default="96,720")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--select-fraction", type=float, default=0.5)
+    parser.add_argument("--reference", default="default")
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.add_argument("--runs-dir", default=None)
+    parser.add_argument("--lock", default=None)
+    args = parser.parse_args(argv)
+    loaded = yaml.safe_load(Path(args.candidates).read_text())["candidates"]
+    candidates = [
+        {"name": c["name"], "set": [f"{k}={json.dumps(v)}" for k, v in c.get("set", {}).items()]}
+        for c in loaded
+    ]
+    for dataset in args.datasets.split(","):
+        for horizon in (int(h) for h in args.horizons.split(",")):
+            for seed in range(args.seeds):
+                for candidate in candidates:
+                    path = cell_path(Path(args.out), candidate["name"], dataset, horizon, seed)
+                    if path.exists():
+                        continue
+                    with held(args.lock):
+                        row = run_cell(candidate, dataset, horizon, seed, args)
+                    print(
+                        f"{candidate['name']} {dataset} H={horizon} seed {seed}: scored MSE "
+                        f"{row['scored_mse']:.4f} ({row['epochs']} epochs)",
+                        flush=True,
+                    )
+    text = summary(load_rows(Path(args.out)), args.reference, args.select_fraction)
+    (Path(args.out) / "summary.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""``experiments/selection_holdout.py``: fits select on the first validation windows only and
+are scored on later ones whose targets they never saw."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from tests.experiment_scripts import load_experiment
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_experiment("selection_holdout")
+
+
+def test_scored_windows_start_after_the_selection_targets_end(script):
+    select, scored = script.split_validation(2785, 96, 0.5)
+    assert (select.start, select.stop) == (0, 1392)
+    # window i's targets are rows i + L .. i + L + H - 1: the first scored window's start one
+    # row after the last selection window's end
+    assert scored.start == select.stop - 1 + 96
+    assert scored.stop == 2785
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_selection_fraction_must_leave_both_parts(script, fraction):
+    with pytest.raises(ValueError, match="--select-fraction"):
+        script.split_validation(100, 10, fraction)
+
+
+def test_a_cell_selects_on_the_first_windows_and_scores_the_later_ones(
+    script, data_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TSATTN_DATA_DIR", str(data_dir))
+    candidate = {"name": "tiny", "set": ["train.max_steps=2", "model.conv_channels=4"]}
+    args = SimpleNamespace(out=str(tmp_path), runs_dir=None, select_fraction=0.5)
+    row = script.run_cell(candidate, "ETTh1", 24, 0, args)
+    assert row["select_windows"] == 2857 // 2  # ETTh1's tslib validation windows at H=24
+    assert row["select_windows"] + 23 + row["scored_windows"] == 2857
+    assert row["scored_mse"] > 0 and row["select_mse"] > 0
+    saved = script.cell_path(tmp_path, "tiny", "ETTh1", 24, 0)
+    assert json.loads(saved.read_text()) == row
+    assert not (tmp_path / "runs" / "tiny" / saved.stem).exists()  # the run folder is removed
+    monkeypatch.setattr(script, "fit_config", lambda *a, **k: pytest.fail("trained again"))
+    assert script.run_cell(candidate, "ETTh1", 24, 0, args) == row
+    text = script.summary(script.load_rows(tmp_path), "tiny", 0.5)
+    assert "| tiny | " in text and "1.0000" in text
