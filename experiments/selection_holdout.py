@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,11 @@ def run_cell(candidate: dict, dataset: str, horizon: int, seed: int, args: Any) 
     scores = {}
     for name, windows in (("select", select), ("scored", scored)):
         datamodule.datasets["val"] = torch.utils.data.Subset(full, windows)
-        scores[name] = result.trainer.validate(
-            result.module, dataloaders=datamodule.val_dataloader(), verbose=False
-        )[0]
+        with warnings.catch_warnings():  # Lightning's note on its own use of a torch check
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+            scores[name] = result.trainer.validate(
+                result.module, dataloaders=datamodule.val_dataloader(), verbose=False
+            )[0]
     datamodule.datasets["val"] = full
     row = {
         "candidate": candidate["name"],
@@ -141,7 +144,8 @@ def summary(rows: list[dict], reference: str, fraction: float) -> str:
     seeds = sorted({r["seed"] for r in rows})
     title = (
         f"Selection on the first {fraction:.0%} of the validation windows, MSE of the later ones "
-        f"(scaled units; seeds {', '.join(map(str, seeds))}; the test split is never read)"
+        f"(scaled units; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
+        "the test split is never read)"
     )
     headers = ["candidate", *(f"{d} {h}" for d, h in cells), f"scored MSE / {reference}"]
     return f"{title}\n\n{markdown(headers, table)}\n"

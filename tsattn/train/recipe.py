@@ -71,7 +71,13 @@ that scored every candidate on validation windows only
   variable against a map per variable (``MTGNNConfig.shortcut_per_variable``; 1.0107, and
   1.0016 shrunk towards the shared fit: 1.1-1.5 % lower on weather, 1.1-1.2 % higher on ETTm1,
   2.9 % higher on ETTh2 at H=720; chosen per fit on the start's validation loss, ``auto``,
-  0.9990). A seed
+  0.9990); a fifteenth (``experiments/candidates/frozen_start.yaml``,
+  ``experiments/results/frozen_search/``) kept training the shortcut and the cycle with the
+  network against keeping them at their start (``TrainConfig.shortcut_lr_scale=0``: 0.9984,
+  within noise); a sixteenth (``experiments/candidates/monitor_search.yaml``,
+  ``experiments/results/monitor_search/``) kept selecting on the training loss against
+  selecting on the validation MSE (``TrainConfig.monitor="mse"``: 1.0003 on validation windows
+  neither selected on, ``experiments/selection_holdout.py``). A seed
   ensemble of three recipes (``experiments/seed_ensemble.py``,
   ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
   three times the training, so the recipe trains one model.
