@@ -503,7 +503,7 @@ def main(argv: list[str] | None = None) -> None:
         for k, cell in enumerate(todo, 1):
             if Path(cell["path"]).is_file():  # finished meanwhile by another process
                 continue
-            with _locked(args.lock):
+            with locked(args.lock):
                 row = _safe_run(cell)
             failures += _report(k, len(todo), row)
     reference = args.reference or (cells[0]["candidate"] if cells else None)
@@ -513,7 +513,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: str | None) -> Iterator[None]:
+def locked(path: str | None) -> Iterator[None]:
+    """Hold ``path``'s flock (``--lock``): one CPU-heavy job at a time on a shared machine;
+    ``None`` holds nothing."""
     if path is None:
         yield
         return

@@ -22,8 +22,6 @@ each cell (one CPU-heavy job at a time on a shared machine).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -40,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
 from bench_speed import markdown  # noqa: E402
+from benchmark import locked  # noqa: E402
 
 from tsattn.train.config import RunConfig  # noqa: E402
 from tsattn.train.trainer import build_datamodule, fit_config  # noqa: E402
@@ -155,19 +154,6 @@ def load_rows(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/*.json"))]
 
 
-@contextlib.contextmanager
-def held(lock: str | None):
-    if lock is None:
-        yield
-        return
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", required=True, help="YAML: a list of {name, set}")
@@ -192,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                     path = cell_path(Path(args.out), candidate["name"], dataset, horizon, seed)
                     if path.exists():
                         continue
-                    with held(args.lock):
+                    with locked(args.lock):
                         row = run_cell(candidate, dataset, horizon, seed, args)
                     print(
                         f"{candidate['name']} {dataset} H={horizon} seed {seed}: scored MSE "
