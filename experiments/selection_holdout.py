@@ -30,6 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 import yaml
 
@@ -37,8 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from bench_speed import markdown  # noqa: E402
-from benchmark import locked  # noqa: E402
+from benchmark import locked, summarize_search  # noqa: E402
 
 from tsattn.train.config import RunConfig  # noqa: E402
 from tsattn.train.trainer import build_datamodule, fit_config  # noqa: E402
@@ -117,37 +117,18 @@ def run_cell(candidate: dict, dataset: str, horizon: int, seed: int, args: Any) 
 
 
 def summary(rows: list[dict], reference: str, fraction: float) -> str:
-    """One row per candidate: the scored windows' MSE per cell (mean over the seeds run) and
-    its geometric mean ratio to ``reference`` over the cells both have."""
-    cells = sorted({(r["dataset"], r["horizon"]) for r in rows})
-    means: dict[str, dict[tuple, float]] = {}
-    for name in dict.fromkeys(r["candidate"] for r in rows):
-        for key in cells:
-            values = [
-                r["scored_mse"]
-                for r in rows
-                if r["candidate"] == name and (r["dataset"], r["horizon"]) == key
-            ]
-            if values:
-                means.setdefault(name, {})[key] = sum(values) / len(values)
-    table = []
-    for name, scores in means.items():
-        shared = [k for k in scores if k in means.get(reference, {})]
-        ratio = (
-            torch.tensor([scores[k] / means[reference][k] for k in shared]).log().mean().exp()
-            if shared
-            else None
-        )
-        table.append([name, *(f"{scores[k]:.4f}" if k in scores else "" for k in cells),
-                      f"{float(ratio):.4f}" if ratio is not None else ""])  # fmt: skip
-    seeds = sorted({r["seed"] for r in rows})
+    """The search table of ``benchmark.py`` (:func:`benchmark.summarize_search`: per cell the
+    mean over the seeds run, and each candidate's mean ratio to ``reference`` paired by seed)
+    over the scored windows' MSE."""
+    results = pd.DataFrame(rows).rename(columns={"scored_mse": "val_mse"})
+    seeds = sorted(results["seed"].unique())
     title = (
         f"Selection on the first {fraction:.0%} of the validation windows, MSE of the later ones "
         f"(scaled units; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
         "the test split is never read)"
     )
-    headers = ["candidate", *(f"{d} {h}" for d, h in cells), f"scored MSE / {reference}"]
-    return f"{title}\n\n{markdown(headers, table)}\n"
+    _, lines = summarize_search(results, reference)
+    return title + "\n\n" + "\n".join(lines) + "\n"
 
 
 def load_rows(out: Path) -> list[dict]:
