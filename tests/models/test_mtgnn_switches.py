@@ -85,11 +85,38 @@ def test_dlinear_shortcut_is_trend_map_plus_remainder_map():
         (dict(channel_independent=True), "channel_independent=True .* needs graph=False"),
         (dict(cycle_length=-1), "cycle_length must be an int >= 0"),
         (dict(cycle_length="auto"), "cycle_length must be an int >= 0 .*'auto' is for the trainer"),
+        (dict(head_stride=0), "head_stride must be an int >= 1"),
     ],
 )
 def test_bad_switches_raise_value_errors_naming_the_setting(options, message):
     with pytest.raises(ValueError, match=message):
         MTGNNConfig(**SMALL, **options)
+
+
+def test_head_stride_forecasts_knots_and_interpolates_linearly_between_them():
+    """With ``head_stride`` s the deep path's head has ceil((H - 1) / s) + 1 outputs, read as the
+    forecast at steps 0, s, 2 s, ... of the horizon; the steps between are on the straight line
+    between their two knots (N-HiTS' hierarchical interpolation)."""
+    torch.manual_seed(0)
+    options = dict(SMALL, horizon=10, graph=False, revin=False, dropout=0.0)
+    model = MTGNN(MTGNNConfig(**options, head_stride=4)).eval()
+    assert model.head[-1].out_channels == 4  # knots at steps 0, 4, 8 and 12 (cropped to 10)
+    seen = []
+    model.head.register_forward_hook(lambda module, args, output: seen.append(output))
+    out = model(torch.randn(3, 24, 4))  # (3, 10, 4)
+    knots = seen[0].squeeze(3)  # (3, 4 knots, 4 variables)
+    for step in range(10):
+        left, frac = divmod(step, 4)
+        expected = knots[:, left] + (knots[:, left + 1] - knots[:, left]) * frac / 4
+        torch.testing.assert_close(out[:, step], expected)
+    plain = MTGNN(MTGNNConfig(**options)).eval()
+    assert plain.head[-1].out_channels == 10 and MTGNNConfig(**options).head_stride == 1
+
+
+def test_head_stride_at_least_the_horizon_keeps_the_first_and_last_step_as_knots():
+    model = MTGNN(MTGNNConfig(**SMALL, graph=False, head_stride=50))
+    assert model.head[-1].out_channels == 2
+    assert model(torch.randn(2, 24, 4)).shape == (2, 6, 4)
 
 
 def test_cycle_is_read_at_each_windows_phase():

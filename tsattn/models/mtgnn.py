@@ -64,6 +64,19 @@ def _random_int16(x: torch.Tensor) -> torch.Tensor:
     return lanes.view(x.shape)
 
 
+def _interpolate(knots: torch.Tensor, stride: int, horizon: int) -> torch.Tensor:
+    """``(B, K, N) -> (B, H, N)``: values at steps ``0, stride, 2 stride, ...`` joined by straight
+    lines, cropped to the first ``horizon`` steps.
+
+    >>> _interpolate(torch.tensor([[[0.0], [4.0], [0.0]]]), 4, 6).flatten().tolist()
+    [0.0, 1.0, 2.0, 3.0, 4.0, 3.0]
+    """
+    length = (knots.size(1) - 1) * stride + 1
+    series = knots.transpose(1, 2)  # (B, K, N) -> (B, N, K)
+    series = F.interpolate(series, size=length, mode="linear", align_corners=True)  # (B, N, L)
+    return series[..., :horizon].transpose(1, 2)  # (B, N, L) -> (B, H, N)
+
+
 def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """``F.dropout`` with a cheaper mask on CPUs.
 
@@ -149,7 +162,10 @@ class MTGNNConfig:
     ``decomposition_kernel`` and ``shortcut_per_variable`` (one map per variable, DLinear's
     ``individual=True``; :mod:`tsattn.nn.shortcut`), ``cycle_length`` (a learned periodic
     component of that many steps, CycleNet: :mod:`tsattn.nn.cycle`; 0 is off, and a model with a
-    cycle reads each window's grid position, ``forward``'s ``step``).
+    cycle reads each window's grid position, ``forward``'s ``step``), ``head_stride`` (the deep
+    path forecasts every ``head_stride``-th step of the horizon and interpolates linearly
+    between those knots: N-HiTS' hierarchical interpolation, Challu et al., AAAI 2023,
+    https://arxiv.org/abs/2201.12886; 1 forecasts every step, as MTGNN does).
 
     >>> cfg = MTGNNConfig(num_nodes=7, seq_len=96, horizon=24, mixer="identity")
     >>> MTGNNConfig.from_dict(cfg.to_dict()) == cfg
@@ -186,6 +202,7 @@ class MTGNNConfig:
     decomposition_kernel: int = 25
     shortcut_per_variable: bool = False
     cycle_length: int = 0
+    head_stride: int = 1
 
     def __post_init__(self) -> None:
         self.kernel_set = tuple(int(k) for k in self.kernel_set)
@@ -222,6 +239,8 @@ class MTGNNConfig:
             (isinstance(self.cycle_length, int) and self.cycle_length >= 0,
              "cycle_length must be an int >= 0 (0 turns the cycle off; 'auto' is for the "
              "trainer, which sets it from the data's step)"),
+            (isinstance(self.head_stride, int) and self.head_stride >= 1,
+             "head_stride must be an int >= 1 (1 forecasts every step of the horizon)"),
             (not (self.channel_independent and self.graph),
              "channel_independent=True runs every variable on its own, so it needs graph=False"),
         ]  # fmt: skip
@@ -235,7 +254,7 @@ class MTGNNConfig:
             for f in dataclasses.fields(self)
             if f.name in ("num_nodes", "seq_len", "horizon", "layers", "kernel_set",
                           "dilation_exponential", "conv_channels", "dropout", "graph",
-                          "channel_independent", "linear_shortcut", "cycle_length")
+                          "channel_independent", "linear_shortcut", "cycle_length", "head_stride")
         )  # fmt: skip
 
     @property
@@ -281,6 +300,9 @@ class MTGNN(nn.Module):
         self.config = cfg = config
         in_dim = 1 + cfg.time_features
         self.input_length = max(cfg.seq_len, cfg.receptive_field)
+        # the head's outputs: the horizon's steps 0, s, 2 s, ... up to the first at or past
+        # its last step (all H steps when s = 1)
+        self.knots = -(-(cfg.horizon - 1) // cfg.head_stride) + 1
 
         # Channel independence runs every variable as its own one-node series.
         self.node_count = 1 if cfg.channel_independent else cfg.num_nodes
@@ -351,7 +373,7 @@ class MTGNN(nn.Module):
             nn.ReLU(),
             nn.Conv2d(self.fusion.out_channels, cfg.end_channels, (1, self.fusion.out_length)),
             nn.ReLU(),
-            nn.Conv2d(cfg.end_channels, cfg.horizon, kernel_size=1),
+            nn.Conv2d(cfg.end_channels, self.knots, kernel_size=1),
         )
         if self.shortcut is not None:
             # Beside a linear shortcut the deep path starts at zero, so training starts from
@@ -450,7 +472,9 @@ class MTGNN(nn.Module):
 
         fused = self.fusion(pyramid)  # -> (B, C_skip, N, T_f)
         out = self.head(fused)  # (B, C_skip, N, T_f) -> (B, H, N, 1)
-        out = out.squeeze(3)  # (B', H, N', 1) -> (B', H, N')
+        out = out.squeeze(3)  # (B', K, N', 1) -> (B', K, N'), K = self.knots
+        if cfg.head_stride > 1:
+            out = _interpolate(out, cfg.head_stride, cfg.horizon)  # -> (B', H, N')
         if cfg.channel_independent:
             out = out.reshape(batch, nodes, -1).transpose(1, 2)  # (B*N, H, 1) -> (B, H, N)
         if linear is not None:
