@@ -7,7 +7,9 @@ score there, so it wins by construction. Here every fit sees only the first part
 validation windows (``--select-fraction``, in time order): the best checkpoint, early
 stopping, ``keep_start`` and the recipe's choices of cycle and maps read those. The windows
 after them (less the ``horizon - 1`` windows whose targets overlap the selection windows'
-targets) are scored afterwards, once per cell, by every candidate alike. The test split is
+targets) are scored afterwards, once per cell, by every candidate alike, and so is the
+closed-form start each fit began from (``<candidate>, closed-form start`` in the table): whether
+what training gained on the selection windows carries over to later ones. The test split is
 never read::
 
     python experiments/selection_holdout.py \\
@@ -22,6 +24,7 @@ each cell (one CPU-heavy job at a time on a shared machine).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -40,8 +43,9 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 from benchmark import locked, summarize_search  # noqa: E402
 
+from tsattn.train.checkpoint import load_checkpoint  # noqa: E402
 from tsattn.train.config import RunConfig  # noqa: E402
-from tsattn.train.trainer import build_datamodule, fit_config  # noqa: E402
+from tsattn.train.trainer import StartCheckpoint, build_datamodule, fit_config  # noqa: E402
 
 DEFAULT_OUT = ROOT / "experiments/results/selection_holdout"
 
@@ -85,14 +89,20 @@ def run_cell(candidate: dict, dataset: str, horizon: int, seed: int, args: Any) 
     datamodule.datasets["val"] = torch.utils.data.Subset(full, select)  # what the fit sees
     run_dir = Path(args.runs_dir or Path(args.out) / "runs") / candidate["name"] / path.stem
     result = fit_config(cfg, datamodule, run_dir, test=False)
+    models = {"": result.module}
+    start_path = StartCheckpoint.path(result.trainer)
+    if start_path.exists():  # the closed-form start, scored on the same windows
+        models["start_"] = copy.deepcopy(result.module)
+        models["start_"].load_state_dict(load_checkpoint(start_path)["state_dict"])
     scores = {}
     for name, windows in (("select", select), ("scored", scored)):
         datamodule.datasets["val"] = torch.utils.data.Subset(full, windows)
-        with warnings.catch_warnings():  # Lightning's note on its own use of a torch check
-            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
-            scores[name] = result.trainer.validate(
-                result.module, dataloaders=datamodule.val_dataloader(), verbose=False
-            )[0]
+        for prefix, module in models.items():
+            with warnings.catch_warnings():  # Lightning's note on its own use of a torch check
+                warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+                scores[prefix + name] = result.trainer.validate(
+                    module, dataloaders=datamodule.val_dataloader(), verbose=False
+                )[0]
     datamodule.datasets["val"] = full
     row = {
         "candidate": candidate["name"],
@@ -106,6 +116,13 @@ def run_cell(candidate: dict, dataset: str, horizon: int, seed: int, args: Any) 
         "scored_mae": float(scores["scored"]["val_mae"]),
         "epochs": len(result.epoch_seconds),
         "kept_start": str(result.best_checkpoint).endswith("start.ckpt"),
+        # the closed-form start the fit began from (None without one), on the same windows
+        **{
+            f"start_{part}_mse": float(scores[f"start_{part}"]["val_mse"])
+            if "start_" in models
+            else None
+            for part in ("select", "scored")
+        },
         "overrides": overrides,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +137,13 @@ def summary(rows: list[dict], reference: str, fraction: float) -> str:
     """The search table of ``benchmark.py`` (:func:`benchmark.summarize_search`: per cell the
     mean over the seeds run, and each candidate's mean ratio to ``reference`` paired by seed)
     over the scored windows' MSE."""
-    results = pd.DataFrame(rows).rename(columns={"scored_mse": "val_mse"})
+    starts = [
+        {**row, "candidate": f"{row['candidate']}, closed-form start",
+         "scored_mse": row["start_scored_mse"]}
+        for row in rows
+        if row.get("start_scored_mse") is not None
+    ]  # fmt: skip
+    results = pd.DataFrame(rows + starts).rename(columns={"scored_mse": "val_mse"})
     seeds = sorted(results["seed"].unique())
     title = (
         f"Selection on the first {fraction:.0%} of the validation windows, MSE of the later ones "

@@ -41,10 +41,13 @@ def test_a_cell_selects_on_the_first_windows_and_scores_the_later_ones(
     assert row["select_windows"] == 2857 // 2  # ETTh1's tslib validation windows at H=24
     assert row["select_windows"] + 23 + row["scored_windows"] == 2857
     assert row["scored_mse"] > 0 and row["select_mse"] > 0
+    # the recipe's closed-form start, scored on the same windows (two steps barely move it)
+    assert row["start_scored_mse"] == pytest.approx(row["scored_mse"], rel=0.05)
+    assert row["start_select_mse"] == pytest.approx(row["select_mse"], rel=0.05)
     saved = script.cell_path(tmp_path, "tiny", "ETTh1", 24, 0)
     assert json.loads(saved.read_text()) == row
     assert not (tmp_path / "runs" / "tiny" / saved.stem).exists()  # the run folder is removed
     monkeypatch.setattr(script, "fit_config", lambda *a, **k: pytest.fail("trained again"))
     assert script.run_cell(candidate, "ETTh1", 24, 0, args) == row
     text = script.summary(script.load_rows(tmp_path), "tiny", 0.5)
-    assert "| tiny | " in text and "1.0000" in text
+    assert "| tiny | " in text and "1.0000" in text and "| tiny, closed-form start | " in text
