@@ -471,7 +471,7 @@ class MTGNN(nn.Module):
         pyramid.append(h)
 
         fused = self.fusion(pyramid)  # -> (B, C_skip, N, T_f)
-        out = self.head(fused)  # (B, C_skip, N, T_f) -> (B, H, N, 1)
+        out = self.head(fused)  # (B, C_skip, N, T_f) -> (B, K, N, 1)
         out = out.squeeze(3)  # (B', K, N', 1) -> (B', K, N'), K = self.knots
         if cfg.head_stride > 1:
             out = _interpolate(out, cfg.head_stride, cfg.horizon)  # -> (B', H, N')
