@@ -181,6 +181,11 @@ class TrainConfig(_Section):
     the rest of the model on what they leave). ``keep_start``: a model started in closed form is
     scored on the validation windows before its first step, like an epoch 0, and kept
     (``checkpoints/start.ckpt``) when no epoch's ``val_loss`` (or ``monitor``'s score) beats it.
+    ``keep_start_parts`` > 1 cuts the validation windows, in time order, into that many
+    consecutive parts of (nearly) equal size, and the trained model replaces the start only if
+    it scores below the start on every part, not only on all windows together: a gain that
+    the later months do not share is a gain on the earlier months alone (shift within the
+    validation period), and the start is kept. 1 compares all windows together.
     """
 
     loss: str = "auto"
@@ -213,6 +218,7 @@ class TrainConfig(_Section):
     cycle_init: str = "mean"
     shortcut_lr_scale: float = 1.0
     keep_start: bool = True
+    keep_start_parts: int = 1
 
     def __post_init__(self) -> None:
         _choice("train.loss", self.loss, LOSSES)
@@ -262,6 +268,11 @@ class TrainConfig(_Section):
             raise ValueError(
                 f"train.freq_loss={self.freq_loss} must lie in [0, 1] (the weight of the "
                 "frequency-domain error in the training loss; 0 turns it off)."
+            )
+        if self.keep_start_parts < 1:
+            raise ValueError(
+                f"train.keep_start_parts={self.keep_start_parts} must be >= 1 (1 compares the "
+                "start with the trained model on all validation windows together)."
             )
         if self.num_nodes < 1:
             raise ValueError(f"train.num_nodes={self.num_nodes} must be >= 1 (machines).")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -115,20 +116,39 @@ class StartCheckpoint(pl.Callback):
     step, as an epoch 0 would be scored (:func:`mean_loss`: ``val_loss``, or the error
     ``TrainConfig.monitor`` names, over the windows ``limit_val_batches`` allows), and saves it as
     ``start.ckpt`` beside the ``best`` checkpoint, so that the trainer can return to it when no
-    epoch beats it (``TrainConfig.keep_start``). Its ``score`` travels in the run's
-    checkpoints, so a resumed run still knows it."""
+    epoch beats it (``TrainConfig.keep_start``). With ``parts`` > 1 it also scores the start on
+    each of that many consecutive parts of those windows (``part_scores``), for the trained
+    model to beat on every part (``TrainConfig.keep_start_parts``, :meth:`score_parts`). Its
+    scores travel in the run's checkpoints, so a resumed run still knows them."""
 
     FILENAME = "start.ckpt"
 
-    def __init__(self, val_loader: torch.utils.data.DataLoader) -> None:
-        self.val_loader = val_loader
+    def __init__(self, val_loader: torch.utils.data.DataLoader, parts: int = 1) -> None:
+        self.val_loader, self.parts = val_loader, parts
         self.score: float | None = None
+        self.part_scores: list[float] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"score": self.score}
+        return {"score": self.score, "part_scores": self.part_scores}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.score = state_dict.get("score")
+        self.part_scores = state_dict.get("part_scores")
+
+    def _batches(self, trainer: pl.Trainer) -> int:
+        """The validation batches ``limit_val_batches`` allows."""
+        limit, available = trainer.limit_val_batches, len(self.val_loader)
+        return min(available, limit) if isinstance(limit, int) else int(available * limit)
+
+    def score_parts(self, module: ForecastModule, trainer: pl.Trainer) -> list[float]:
+        """``module``'s score (:func:`mean_loss`) on each of ``parts`` consecutive parts of the
+        validation windows that ``limit_val_batches`` allows, in time order."""
+        with trainer.precision_plugin.val_step_context():
+            return [
+                score
+                for part in split_loader(self.val_loader, self.parts, self._batches(trainer))
+                if (score := mean_loss(module, part)) is not None
+            ]
 
     @classmethod
     def path(cls, trainer: pl.Trainer) -> Path:
@@ -141,12 +161,39 @@ class StartCheckpoint(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.score is not None or trainer.global_step > 0:  # resumed: scored before, or never
             return
-        limit, available = trainer.limit_val_batches, len(self.val_loader)
-        batches = min(available, limit) if isinstance(limit, int) else int(available * limit)
         with trainer.precision_plugin.val_step_context():
-            self.score = mean_loss(pl_module, self.val_loader, batches)
+            self.score = mean_loss(pl_module, self.val_loader, self._batches(trainer))
+        if self.parts > 1:
+            self.part_scores = self.score_parts(pl_module, trainer)
         if self.score is not None:
             trainer.save_checkpoint(self.path(trainer), weights_only=True)
+
+
+def split_loader(
+    loader: torch.utils.data.DataLoader, parts: int, batches: int | None = None
+) -> list[torch.utils.data.DataLoader]:
+    """The windows of ``loader``'s first ``batches`` batches (all by default), in order, cut into
+    ``parts`` consecutive loaders of (nearly) equal size, each batched and collated as
+    ``loader`` is; fewer where there are fewer windows than parts.
+
+    >>> loader = torch.utils.data.DataLoader(range(10), batch_size=4)
+    >>> [list(part.dataset) for part in split_loader(loader, 3)]
+    [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
+    >>> [list(part.dataset) for part in split_loader(loader, 2, batches=2)]
+    [[0, 1, 2, 3], [4, 5, 6, 7]]
+    """
+    size = len(loader.dataset)
+    windows = size if batches is None else min(size, batches * (loader.batch_size or 1))
+    bounds = np.linspace(0, windows, parts + 1).round().astype(int)
+    return [
+        torch.utils.data.DataLoader(
+            torch.utils.data.Subset(loader.dataset, range(a, b)),
+            batch_size=loader.batch_size,
+            collate_fn=loader.collate_fn,
+        )
+        for a, b in itertools.pairwise(bounds)
+        if b > a
+    ]
 
 
 def mean_loss(
@@ -651,7 +698,8 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
                            shrink=cfg.shortcut_shrink)  # fmt: skip
     start = None
     if has_val and cfg.keep_start and (fitted or resume_from is not None):
-        start = StartCheckpoint(datamodule.val_dataloader())  # a resumed run restores its score
+        # a resumed run restores its scores
+        start = StartCheckpoint(datamodule.val_dataloader(), cfg.keep_start_parts)
     train_loader = resumable_loader(loader, cfg.seed)
     timer = EpochTimer()
     extra = [DeterministicResume(train_loader, cfg.seed), timer, OversubscriptionGuard(),
@@ -679,8 +727,20 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     best_score = float(best.best_model_score) if best_path else math.inf
     if start is not None and start.score is not None:
         metrics["start_val_loss"] = start.score
-        if start.score <= best_score:
-            # No epoch beat the closed-form start: it is the model, and its checkpoint the best.
+        keep = start.score <= best_score
+        if not keep and start.part_scores:
+            # The trained model must beat the start on every part of the validation windows.
+            state = load_checkpoint(run_file(best_path, best.dirpath or run_dir))
+            module.load_state_dict(state["state_dict"])
+            trained = start.score_parts(module, trainer)
+            pairs = list(zip(trained, start.part_scores, strict=True))
+            for i, (ours, theirs) in enumerate(pairs):
+                metrics[f"best_val_loss_part{i + 1}"] = ours
+                metrics[f"start_val_loss_part{i + 1}"] = theirs
+            keep = any(ours >= theirs for ours, theirs in pairs)
+        if keep:
+            # No epoch beat the closed-form start (on every part): it is the model, and its
+            # checkpoint the best.
             best_path, best_score = str(StartCheckpoint.path(trainer)), start.score
     if best_path:
         # The best checkpoint lies in the checkpoint folder of this run; under multi-node DDP
