@@ -10,6 +10,7 @@ import torch
 from tsattn.train import TrainConfig
 from tsattn.train.config import RunConfig
 from tsattn.train.recipe import long_horizon_recipe, resolve_model_options
+from tsattn.train.trainer import split_loader
 
 
 def test_recipe_fills_only_unset_model_fields():
@@ -303,6 +304,40 @@ def test_keep_start_compares_the_monitored_score(tmp_path):
             count += y.numel()
     assert kept.metrics["start_val_loss"] == pytest.approx(ae / count, rel=1e-5)
     assert kept.metrics["best_val_loss"] == kept.metrics["start_val_loss"]
+
+
+def test_keep_start_parts_keeps_the_start_unless_training_beats_it_on_every_part(tmp_path):
+    """Trained at a sound learning rate, the model beats the closed-form start on all validation
+    windows together (``keep_start_parts=1`` keeps it), but not on each half of them: with
+    ``keep_start_parts=2`` the start is the model. Both are scored on each half, and the
+    halves' window-weighted mean is the score on all windows."""
+    from tsattn.train import fit_datamodule
+
+    dm, still, model_options, reference, *_ = _daily_start(tmp_path / "s", "weighted_least_squares")
+    sound = dataclasses.replace(still, max_steps=-1, max_epochs=3, lr=1e-2, keep_start=True)
+    whole = fit_datamodule(dm, model=model_options, train=sound, run_dir=tmp_path / "1", test=False)
+    assert whole.best_checkpoint.endswith("best.ckpt")
+    assert whole.metrics["best_val_loss"] < whole.metrics["start_val_loss"]
+    halves = fit_datamodule(dm, model=model_options, run_dir=tmp_path / "2", test=False,
+                            train=dataclasses.replace(sound, keep_start_parts=2))  # fmt: skip
+    assert halves.best_checkpoint.endswith("start.ckpt")
+    assert halves.metrics["best_val_loss"] == halves.metrics["start_val_loss"]
+    for key, value in halves.module.model.state_dict().items():
+        torch.testing.assert_close(value, reference.state_dict()[key], atol=1e-6, rtol=0)
+    metrics = halves.metrics
+    trained = [metrics[f"best_val_loss_part{i}"] for i in (1, 2)]
+    start = [metrics[f"start_val_loss_part{i}"] for i in (1, 2)]
+    assert any(t >= s for t, s in zip(trained, start, strict=True))
+    sizes = [len(part.dataset) for part in split_loader(dm.val_dataloader(), 2)]
+    assert sum(sizes) == len(dm.datasets["val"]) and abs(sizes[0] - sizes[1]) <= 1
+    assert np.average(start, weights=sizes) == pytest.approx(metrics["start_val_loss"], rel=1e-5)
+    assert np.average(trained, weights=sizes) == pytest.approx(whole.metrics["best_val_loss"],
+                                                               rel=1e-5)  # fmt: skip
+
+
+def test_keep_start_parts_below_one_is_a_value_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.keep_start_parts=0 must be >= 1"):
+        TrainConfig(keep_start_parts=0)
 
 
 def _weekly_frame(rows: int = 1400) -> pd.DataFrame:

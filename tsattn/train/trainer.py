@@ -728,7 +728,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     if start is not None and start.score is not None:
         metrics["start_val_loss"] = start.score
         keep = start.score <= best_score
-        if not keep and start.part_scores:
+        if best_path and start.part_scores:
             # The trained model must beat the start on every part of the validation windows.
             state = load_checkpoint(run_file(best_path, best.dirpath or run_dir))
             module.load_state_dict(state["state_dict"])
