@@ -65,9 +65,11 @@ def test_fit_prints_a_short_summary(fit_log, run_dir):
     assert (
         lines[2] == "wrote config.yaml, metrics.json, metrics.csv, model.pt, graph.csv, graph.png"
     )
-    # one line per metric: start_val_loss and the score of each cycle the fit chose from too
-    assert lines[3] == "metrics:" and len(lines) < 24
+    # one line per metric: start_val_loss, the score of each cycle the fit chose from, and the
+    # trained model's and the start's score on each half of the validation windows too
+    assert lines[3] == "metrics:" and len(lines) < 28
     assert any(line.strip().startswith("start_val_loss_cycle24:") for line in lines)
+    assert any(line.strip().startswith("best_val_loss_part2:") for line in lines)
 
 
 def test_fit_writes_one_run_folder(run_dir):

@@ -314,7 +314,8 @@ def test_keep_start_parts_keeps_the_start_unless_training_beats_it_on_every_part
     from tsattn.train import fit_datamodule
 
     dm, still, model_options, reference, *_ = _daily_start(tmp_path / "s", "weighted_least_squares")
-    sound = dataclasses.replace(still, max_steps=-1, max_epochs=3, lr=1e-2, keep_start=True)
+    sound = dataclasses.replace(still, max_steps=-1, max_epochs=3, lr=1e-2, keep_start=True,
+                                keep_start_parts=1)  # fmt: skip
     whole = fit_datamodule(dm, model=model_options, train=sound, run_dir=tmp_path / "1", test=False)
     assert whole.best_checkpoint.endswith("best.ckpt")
     assert whole.metrics["best_val_loss"] < whole.metrics["start_val_loss"]

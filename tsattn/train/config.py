@@ -185,7 +185,8 @@ class TrainConfig(_Section):
     consecutive parts of (nearly) equal size, and the trained model replaces the start only if
     it scores below the start on every part, not only on all windows together: a gain that
     the later months do not share is a gain on the earlier months alone (shift within the
-    validation period), and the start is kept. 1 compares all windows together.
+    validation period), and the start is kept (the recipe's 2: an eighteenth search,
+    :mod:`tsattn.train.recipe`). 1 compares all windows together.
     """
 
     loss: str = "auto"
@@ -218,7 +219,7 @@ class TrainConfig(_Section):
     cycle_init: str = "mean"
     shortcut_lr_scale: float = 1.0
     keep_start: bool = True
-    keep_start_parts: int = 1
+    keep_start_parts: int = 2
 
     def __post_init__(self) -> None:
         _choice("train.loss", self.loss, LOSSES)
