@@ -737,7 +737,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
             for i, (ours, theirs) in enumerate(pairs):
                 metrics[f"best_val_loss_part{i + 1}"] = ours
                 metrics[f"start_val_loss_part{i + 1}"] = theirs
-            keep = any(ours >= theirs for ours, theirs in pairs)
+            keep = keep or any(ours >= theirs for ours, theirs in pairs)
         if keep:
             # No epoch beat the closed-form start (on every part): it is the model, and its
             # checkpoint the best.
