@@ -140,15 +140,15 @@ class StartCheckpoint(pl.Callback):
         limit, available = trainer.limit_val_batches, len(self.val_loader)
         return min(available, limit) if isinstance(limit, int) else int(available * limit)
 
+    def _split(self, trainer: pl.Trainer) -> list[torch.utils.data.DataLoader]:
+        """The validation windows ``limit_val_batches`` allows, cut into ``parts``."""
+        return split_loader(self.val_loader, self.parts, self._batches(trainer))
+
     def score_parts(self, module: ForecastModule, trainer: pl.Trainer) -> list[float]:
         """``module``'s score (:func:`mean_loss`) on each of ``parts`` consecutive parts of the
         validation windows that ``limit_val_batches`` allows, in time order."""
         with trainer.precision_plugin.val_step_context():
-            return [
-                score
-                for part in split_loader(self.val_loader, self.parts, self._batches(trainer))
-                if (score := mean_loss(module, part)) is not None
-            ]
+            return [mean_loss(module, part) for part in self._split(trainer)]
 
     @classmethod
     def path(cls, trainer: pl.Trainer) -> Path:
@@ -161,10 +161,12 @@ class StartCheckpoint(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.score is not None or trainer.global_step > 0:  # resumed: scored before, or never
             return
-        with trainer.precision_plugin.val_step_context():
-            self.score = mean_loss(pl_module, self.val_loader, self._batches(trainer))
+        # One pass over the windows: the whole score is the parts' window-weighted mean.
+        sizes = [len(part.dataset) for part in self._split(trainer)]
+        scores = self.score_parts(pl_module, trainer)
+        self.score = float(np.average(scores, weights=sizes)) if scores else None
         if self.parts > 1:
-            self.part_scores = self.score_parts(pl_module, trainer)
+            self.part_scores = scores
         if self.score is not None:
             trainer.save_checkpoint(self.path(trainer), weights_only=True)
 
