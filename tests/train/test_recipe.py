@@ -336,6 +336,19 @@ def test_keep_start_parts_keeps_the_start_unless_training_beats_it_on_every_part
                                                                rel=1e-5)  # fmt: skip
 
 
+def test_four_parts_are_the_halves_of_the_two_halves():
+    """Whatever the number of windows, the cut into 4 parts splits each half of the cut into 2,
+    so a half on which the start wins holds a quarter on which it wins, and 4 parts keep the
+    start wherever 2 do (``TrainConfig.keep_start_parts``)."""
+    for count in range(1, 300):
+        loader = torch.utils.data.DataLoader(range(count), batch_size=7)
+        halves = [list(part.dataset) for part in split_loader(loader, 2)]
+        quarters = [list(part.dataset) for part in split_loader(loader, 4)]
+        for half in halves:
+            inside = [q for q in quarters if q and q[0] in half]
+            assert [w for q in inside for w in q] == half, count
+
+
 def test_keep_start_parts_below_one_is_a_value_error_naming_the_setting():
     with pytest.raises(ValueError, match=r"train\.keep_start_parts=0 must be >= 1"):
         TrainConfig(keep_start_parts=0)
