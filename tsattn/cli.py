@@ -134,10 +134,27 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(clean, indent=2) + "\n")
 
 
+def _format_metric(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _print_metrics(metrics: dict[str, Any]) -> None:
-    for key in sorted(metrics):
-        value = metrics[key]
-        print(f"  {key:>16}: {value:.6g}" if isinstance(value, float) else f"  {key:>16}: {value}")
+    """One line per metric; the scores on the parts of the validation windows
+    (``best_val_loss_part1`` ... ``_partN``) share one line, ``best_val_loss_parts``, in part
+    order, so that the summary stays short whatever ``keep_start_parts`` is. metrics.json keeps
+    every key."""
+    lines: dict[str, str] = {}
+    parts: dict[str, list[tuple[int, Any]]] = {}
+    for key, value in metrics.items():
+        stem, sep, index = key.rpartition("_part")
+        if sep and index.isdigit():
+            parts.setdefault(f"{stem}_parts", []).append((int(index), value))
+        else:
+            lines[key] = _format_metric(value)
+    for key, values in parts.items():
+        lines[key] = " / ".join(_format_metric(value) for _, value in sorted(values))
+    for key in sorted(lines):
+        print(f"  {key:>16}: {lines[key]}")
 
 
 def _require_data(data: str) -> None:
