@@ -126,7 +126,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from tsattn.train.config import RunConfig
-    from tsattn.train.trainer import StartCheckpoint, build_datamodule, fit_config
+    from tsattn.train.trainer import build_datamodule, fit_config
 
     torch.set_num_threads(cell["threads"])
     path = Path(cell["path"])
@@ -166,7 +166,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         "device": result.trainer.strategy.root_device.type,
         "start_val_loss": {k: v for k, v in metrics.items() if k.startswith("start_val_loss")},
         # the closed-form start is the model (train.keep_start), and the scores that decided it
-        "kept_start": Path(result.best_checkpoint or "").name == StartCheckpoint.FILENAME,
+        "kept_start": result.kept_start,
         "best_val_loss": {k: v for k, v in metrics.items() if k.startswith("best_val_loss")},
         "model": result.module.model_config.to_dict(),
         "train": cfg.train.to_dict(),

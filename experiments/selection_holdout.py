@@ -115,7 +115,7 @@ def run_cell(candidate: dict, dataset: str, horizon: int, seed: int, args: Any) 
         "scored_mse": float(scores["scored"]["val_mse"]),
         "scored_mae": float(scores["scored"]["val_mae"]),
         "epochs": len(result.epoch_seconds),
-        "kept_start": str(result.best_checkpoint).endswith("start.ckpt"),
+        "kept_start": result.kept_start,
         # the closed-form start the fit began from (None without one), on the same windows
         **{
             f"start_{part}_mse": float(scores[f"start_{part}"]["val_mse"])

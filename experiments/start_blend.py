@@ -62,7 +62,7 @@ def cell(dataset: str, horizon: int, runs: Path) -> list[str]:
     loader = datamodule.val_dataloader()
     start, targets = forecasts(result.module, loader, run_dir / "checkpoints/start.ckpt")
     trained, _ = forecasts(result.module, loader, run_dir / "checkpoints/best.ckpt")
-    kept = result.best_checkpoint is not None and Path(result.best_checkpoint).name == "start.ckpt"
+    kept = result.kept_start
     scores = blend_scores(start, trained, targets, horizon)
     return [dataset, str(horizon), "start" if kept else "trained", f"{scores['alpha']:.1f}",
             *(f"{scores[k]:.4f}" for k in ("start", "trained", "half", "blend"))]  # fmt: skip

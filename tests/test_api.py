@@ -61,6 +61,8 @@ def test_save_load_round_trip_predicts_the_same(fitted, etth1, tmp_path):
     pd.testing.assert_frame_equal(loaded.predict(etth1), fitted.predict(etth1))
     assert loaded.columns == fitted.columns and loaded.freq == "h"
     assert loaded.config == fitted.config
+    # whether the fit kept its closed-form start travels with the file
+    assert isinstance(fitted.kept_start_, bool) and loaded.kept_start_ == fitted.kept_start_
 
 
 def test_evaluate_and_test_give_finite_metrics(fitted, etth1, data_dir):

@@ -62,17 +62,28 @@ def test_fit_prints_a_short_summary(fit_log, run_dir):
     lines = fit_log.splitlines()
     assert lines[0] == f"run folder: {run_dir}"
     assert lines[1].startswith("trained ") and " parameters on cpu for 1 epoch(s)" in lines[1]
+    # which model the fit kept: the closed-form start unless training beat it on every part
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    n_parts = RunConfig().train.keep_start_parts
+    kept = any(
+        metrics[f"best_val_loss_part{i}"] >= metrics[f"start_val_loss_part{i}"]
+        for i in range(1, n_parts + 1)
+    )
+    assert lines[2] == (
+        "model: the closed-form start the fit began from; the best epoch did not beat it on "
+        f"each of {n_parts} validation parts (train.keep_start)"
+        if kept
+        else "model: the trained network"
+    )
     assert (
-        lines[2] == "wrote config.yaml, metrics.json, metrics.csv, model.pt, graph.csv, graph.png"
+        lines[3] == "wrote config.yaml, metrics.json, metrics.csv, model.pt, graph.csv, graph.png"
     )
     # one line per metric: start_val_loss, the score of each cycle the fit chose from, and the
     # trained model's and the start's scores on the parts of the validation windows, one line
     # for all parts
-    assert lines[3] == "metrics:" and len(lines) < 28
+    assert lines[4] == "metrics:" and len(lines) < 29
     assert any(line.strip().startswith("start_val_loss_cycle24:") for line in lines)
     (parts,) = [line for line in lines if line.strip().startswith("best_val_loss_parts:")]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    n_parts = RunConfig().train.keep_start_parts
     expected = [metrics[f"best_val_loss_part{i}"] for i in range(1, n_parts + 1)]
     assert [float(v) for v in parts.split(":")[1].split("/")] == pytest.approx(expected, rel=1e-5)
     assert not any("_part1:" in line for line in lines)

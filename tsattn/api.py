@@ -172,6 +172,9 @@ class Forecaster:
         self.model: MTGNN | None = None
         self.metrics_: dict[str, float] = {}
         self.epoch_seconds_: list[float] = []
+        #: after ``fit``: ``True`` when no epoch beat the closed-form start, which is then the
+        #: model (``train.keep_start``); ``None`` for a file saved without the record.
+        self.kept_start_: bool | None = None
         self.calibration_: ConformalCalibration | None = None
 
     @classmethod
@@ -240,6 +243,7 @@ class Forecaster:
         self.result_ = result
         self.metrics_ = dict(result.metrics)
         self.epoch_seconds_ = list(result.epoch_seconds)
+        self.kept_start_ = result.kept_start
         self.window_counts_: dict[str, int] = dict(dm.window_counts)
         self.columns: list[str] = list(dm.columns)
         self.freq: str | None = dm.freq
@@ -505,6 +509,7 @@ class Forecaster:
             "protocol": self.protocol,
             "output_length": self.output_length,
             "metrics": {k: v for k, v in self.metrics_.items() if math.isfinite(v)},
+            "kept_start": self.kept_start_,
             "history": {
                 "values": torch.tensor(self.history_.to_numpy(dtype=np.float64)),
                 "index": _index_to_payload(self.history_.index),
@@ -530,6 +535,7 @@ class Forecaster:
         model.load_state_dict(payload["state_dict"])
         forecaster.model = model.to(map_location or "cpu").eval()
         forecaster.metrics_ = dict(payload["metrics"])
+        forecaster.kept_start_ = payload.get("kept_start")  # absent before it was recorded
         forecaster.columns = list(payload["columns"])
         forecaster.freq = payload["freq"]
         forecaster.protocol = payload["protocol"]

@@ -235,10 +235,22 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f"epoch(s) in {metrics['wall_seconds']:.1f} s; windows train / val / test: "
         f"{counts.get('train', 0)} / {counts.get('val', 0)} / {counts.get('test', 0)}"
     )
+    print(_model_line(forecaster.kept_start_, forecaster.config.train.keep_start_parts))
     print(f"wrote config.yaml, metrics.json, metrics.csv, model.pt{graph_files}")
     print("metrics:")
     _print_metrics(metrics)
     return 0
+
+
+def _model_line(kept_start: bool | None, parts: int) -> str:
+    """Which model the fit kept: the trained network, or the closed-form start it began from."""
+    if not kept_start:
+        return "model: the trained network"
+    where = "on the validation windows" if parts <= 1 else f"on each of {parts} validation parts"
+    return (
+        "model: the closed-form start the fit began from; the best epoch did not beat it "
+        f"{where} (train.keep_start)"
+    )
 
 
 def _fit_secondary_rank(args: argparse.Namespace) -> int:

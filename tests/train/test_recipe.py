@@ -266,7 +266,7 @@ def test_keep_start_returns_to_the_closed_form_start_when_no_epoch_beats_it(tmp_
     dm, still, model_options, reference, *_ = _daily_start(tmp_path / "s", "weighted_least_squares")
     wreck = dataclasses.replace(still, max_steps=-1, max_epochs=2, lr=0.5, keep_start=True)
     kept = fit_datamodule(dm, model=model_options, train=wreck, run_dir=tmp_path / "k", test=False)
-    assert kept.best_checkpoint.endswith("start.ckpt")
+    assert kept.best_checkpoint.endswith("start.ckpt") and kept.kept_start
     assert kept.metrics["best_val_loss"] == kept.metrics["start_val_loss"]
     for key, value in kept.module.model.state_dict().items():
         torch.testing.assert_close(value, reference.state_dict()[key], atol=1e-6, rtol=0)
@@ -282,7 +282,7 @@ def test_keep_start_returns_to_the_closed_form_start_when_no_epoch_beats_it(tmp_
                                reference.shortcut.linear.weight)  # fmt: skip
     trained = fit_datamodule(dm, model=model_options, run_dir=tmp_path / "t", test=False,
                              train=dataclasses.replace(wreck, keep_start=False))  # fmt: skip
-    assert trained.best_checkpoint.endswith("best.ckpt")
+    assert trained.best_checkpoint.endswith("best.ckpt") and not trained.kept_start
     assert trained.metrics["best_val_loss"] > kept.metrics["best_val_loss"]
     assert "start_val_loss" not in trained.metrics
 
@@ -317,11 +317,11 @@ def test_keep_start_parts_keeps_the_start_unless_training_beats_it_on_every_part
     sound = dataclasses.replace(still, max_steps=-1, max_epochs=3, lr=1e-2, keep_start=True,
                                 keep_start_parts=1)  # fmt: skip
     whole = fit_datamodule(dm, model=model_options, train=sound, run_dir=tmp_path / "1", test=False)
-    assert whole.best_checkpoint.endswith("best.ckpt")
+    assert whole.best_checkpoint.endswith("best.ckpt") and not whole.kept_start
     assert whole.metrics["best_val_loss"] < whole.metrics["start_val_loss"]
     halves = fit_datamodule(dm, model=model_options, run_dir=tmp_path / "2", test=False,
                             train=dataclasses.replace(sound, keep_start_parts=2))  # fmt: skip
-    assert halves.best_checkpoint.endswith("start.ckpt")
+    assert halves.best_checkpoint.endswith("start.ckpt") and halves.kept_start
     assert halves.metrics["best_val_loss"] == halves.metrics["start_val_loss"]
     for key, value in halves.module.model.state_dict().items():
         torch.testing.assert_close(value, reference.state_dict()[key], atol=1e-6, rtol=0)

@@ -370,6 +370,9 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
     best_checkpoint: str | None = None
+    #: ``True`` when no epoch beat the closed-form start (``TrainConfig.keep_start``, on every
+    #: part of the validation windows: ``keep_start_parts``) and the start is the model.
+    kept_start: bool = False
 
 
 def _protocol_of(datamodule: Any) -> str:
@@ -727,6 +730,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     metrics.update({f"start_val_loss_cycle{w}": score for w, score in cycle_scores.items()})
     metrics.update({f"start_val_loss_{maps}_maps": score for maps, score in map_scores.items()})
     best_score = float(best.best_model_score) if best_path else math.inf
+    keep = False
     if start is not None and start.score is not None:
         metrics["start_val_loss"] = start.score
         keep = start.score <= best_score
@@ -755,4 +759,4 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     if test and counts.get("test", 0) > 0:
         results = trainer.test(module, dataloaders=datamodule.test_dataloader(), verbose=False)
         metrics.update({k: float(v) for k, v in results[0].items()})
-    return TrainResult(module, trainer, metrics, timer.seconds, best_path)
+    return TrainResult(module, trainer, metrics, timer.seconds, best_path, kept_start=keep)
