@@ -16,11 +16,13 @@ training step no faster; it was removed, see README.md.)
 2. ``gated layer``: forward + backward of the whole layer, same weights, same input:
 
    * ``textbook``: one convolution per kernel, filter and gate apart (8 convolutions);
-   * ``fused``: tsattn's ``GatedTemporalConv`` (one dense convolution, hand-written
-     backward);
-   * ``tap-set split``: one convolution per group of branches, each with its group's largest
-     kernel: kernel 7 for branches {6, 7}, kernel 3 for {2, 3}; 29% fewer multiply-adds than
-     the dense form, same gating and backward as ``fused``;
+   * ``fused``: tsattn's ``GatedTemporalConv`` as one dense convolution, hand-written
+     backward (``split_taps = False``);
+   * ``tap-set split``: the same module with one convolution per group of branches, each with
+     its group's largest kernel and only the input steps it reaches: kernel 7 for branches
+     {6, 7}, kernel 3 for {2, 3}; 29% fewer multiply-adds than the dense form, same gating and
+     backward (``split_taps = True``, what the automatic choice takes on CPUs for this
+     kernel set);
    * ``fft``: the one convolution as a product along frequency (``rfft`` over time, zero
      padded to a length ``2^a 3^b``; the circular wrap-around lands only in the steps the
      valid convolution drops), autograd backward.
@@ -69,93 +71,18 @@ from tsattn.nn.temporal import GatedTemporalConv, _stack_padded
 CPU = torch.device("cpu")
 
 
-class _TapSetSplit(torch.autograd.Function):
-    """``tanh(f) * sigmoid(g)`` with one convolution per group of branches.
+def with_split(module: GatedTemporalConv, split: bool):
+    """``module(x)`` with ``split_taps`` set for the call."""
 
-    Inputs: ``x``, the kernel set, ``groups`` (tuples of consecutive branch indices), the
-    dilation, then the parameters in ``GatedTemporalConv.branch_parameters()`` order. Gating
-    and backward follow ``tsattn.nn.temporal._GatedInception``, except that
-    ``tanh(f) = 1 - 2 sigmoid(-2 f)`` turns the gating into one ``addcmul``.
-    """
+    def run(x: torch.Tensor) -> torch.Tensor:
+        before = module.split_taps
+        module.split_taps = split
+        try:
+            return module(x)
+        finally:
+            module.split_taps = before
 
-    @staticmethod
-    def forward(ctx, x, kernel_set, groups, dilation, *params):
-        n_branch = len(kernel_set)
-        weights, biases = params[0::2], params[1::2]  # filter branches, then gate branches
-        c = weights[0].size(0)
-        k_max = max(kernel_set)
-        x = x.contiguous(memory_format=torch.channels_last)
-        t_out = x.size(3) - dilation * (k_max - 1)
-        y = x.new_empty(x.size(0), c * n_branch, x.size(2), t_out)
-        y = y.contiguous(memory_format=torch.channels_last)
-        saved, geometry = [], []
-        for group in groups:
-            k_g = max(kernel_set[i] for i in group)
-            rows = [*group, *(n_branch + i for i in group)]  # filter rows, gate rows
-            weight = _stack_padded([weights[r] for r in rows], k_g)
-            bias = torch.cat([biases[r] for r in rows])
-            n = len(group) * c
-            scale = weight.new_ones(2 * n, 1, 1, 1)
-            scale[:n] = -2.0
-            z = F.conv2d(x, weight * scale, bias * scale.view(-1), dilation=(1, dilation))
-            s = torch.sigmoid_(z)
-            lead = s.size(3) - t_out  # oldest steps this group's shorter kernel also covers
-            u, s_g = s[..., lead:].split(n, dim=1)
-            torch.addcmul(s_g, u, s_g, value=-2.0, out=y[:, group[0] * c : group[-1] * c + c])
-            saved += [weight, s]
-            geometry.append((group, rows, k_g, lead, n))
-        ctx.save_for_backward(x, *saved)
-        ctx.geometry = (tuple(kernel_set), dilation, c, geometry)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        x, *saved = ctx.saved_tensors
-        kernel_set, dilation, c, geometry = ctx.geometry
-        n_branch = len(kernel_set)
-        grad_y = grad_y.contiguous(memory_format=torch.channels_last)
-        grad_x = None
-        grads: list[torch.Tensor | None] = [None] * (4 * n_branch)
-        for (group, rows, k_g, lead, n), weight, s in zip(
-            geometry, saved[0::2], saved[1::2], strict=True
-        ):
-            grad_act = torch.empty_like(s)
-            grad_act[..., :lead].zero_()
-            u, s_g = s[..., lead:].split(n, dim=1)
-            grad_u, grad_g = grad_act[..., lead:].split(n, dim=1)
-            grad_yg = grad_y[:, group[0] * c : group[-1] * c + c]
-            torch.mul(grad_yg, s_g, out=grad_u)
-            torch.addcmul(grad_yg, grad_yg, u, value=-2.0, out=grad_g)
-            torch.ops.aten.sigmoid_backward.grad_input(grad_act, s, grad_input=grad_act)
-            scale = weight.new_ones(2 * n, 1, 1, 1)
-            scale[:n] = 4.0  # chain factor (-2) * (-2) of the filter rows
-            dx, dw, db = torch.ops.aten.convolution_backward(
-                grad_act, x, weight * scale, [2 * n], [1, 1], [0, 0], [1, dilation],
-                False, [0, 0], 1, [True, True, True],
-            )  # fmt: skip
-            grad_x = dx if grad_x is None else grad_x.add_(dx)
-            dw[:n] *= 4.0
-            db[:n] *= 4.0
-            for j, row in enumerate(rows):
-                k = kernel_set[row % n_branch]
-                grads[2 * row] = dw[j * c : j * c + c, ..., k_g - k :]
-                grads[2 * row + 1] = db[j * c : j * c + c]
-        return (grad_x, None, None, None, *grads)
-
-
-def tap_set_split(module: GatedTemporalConv, x: torch.Tensor) -> torch.Tensor:
-    kernel_set, dilation = module.filter.kernel_set, module.filter.dilation
-    groups = _tap_set_groups(kernel_set)
-    return _TapSetSplit.apply(x, kernel_set, groups, dilation, *module.branch_parameters())
-
-
-def _tap_set_groups(kernel_set: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """Split the branches (in kernel-set order) at the largest jump in kernel size."""
-    if len(kernel_set) < 2:
-        return (tuple(range(len(kernel_set))),)
-    jumps = [kernel_set[i + 1] - kernel_set[i] for i in range(len(kernel_set) - 1)]
-    cut = jumps.index(max(jumps)) + 1
-    return tuple(range(cut)), tuple(range(cut, len(kernel_set)))
+    return run
 
 
 def fft_gated(module: GatedTemporalConv, x: torch.Tensor) -> torch.Tensor:
@@ -220,8 +147,8 @@ def bench_conv_passes(module: GatedTemporalConv, x: torch.Tensor, repeats: int) 
 def bench_layer(module: GatedTemporalConv, x: torch.Tensor, repeats: int) -> list[list[str]]:
     forms = {
         "textbook": lambda: textbook_gated_temporal_conv(module, x),
-        "fused": lambda: module(x),
-        "tap-set split": lambda: tap_set_split(module, x),
+        "fused": lambda: with_split(module, False)(x),
+        "tap-set split": lambda: with_split(module, True)(x),
         "fft": lambda: fft_gated(module, x),
     }
     grad_y = torch.randn_like(forms["textbook"]())

@@ -9,12 +9,15 @@ Prints three tables (and writes them to ``experiments/results/bench_speed.md``, 
    convolution per layer) with the same weights, at the ETTh1-like and the electricity-like
    shape, with the ratio of the medians and the smallest and largest ratio of a single round
    (how far apart two runs can land); beside it, tsattn with the propagation forced dense and
-   forced sparse (``MixHop.propagation``), and on CPUs both models timed again, round-robin
+   forced sparse (``MixHop.propagation``), with one convolution per gated layer
+   (``GatedTemporalConv.split_taps = False``), and on CPUs both models timed again, round-robin
    inside ``tsattn.train.allocator.reuse_freed_memory`` (memory freed by a step kept for the
    next one), as every CPU fit of tsattn runs and the official training script does not;
 2. fused vs textbook gated dilated inception: same weights, same inputs, forward + backward,
-   and the fused convolution alone (no gating, leaf weights): ``textbook / conv alone`` is the
-   ceiling of any fused form built on the library convolution;
+   the fused layer as one convolution (``GatedTemporalConv.split_taps = False``; on CPUs the
+   default kernel set is convolved as two tap groups) and that one convolution alone (no
+   gating, leaf weights): ``textbook / one convolution alone`` is the ceiling of any
+   one-convolution form built on the library convolution;
 3. one row per fusion (``tsattn.list_fusions()``) at both shapes: parameters, step time as a
    ratio to ``skip`` in the same run, peak memory.
 
@@ -50,6 +53,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -275,7 +279,11 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
         def textbook(module=module, x=x) -> None:
             textbook_gated_temporal_conv(module, x).sum().backward()
 
-        # the fused convolution alone, without gating: no fused form can beat its time
+        def one_convolution(module=module, x=x) -> None:
+            with switched(split_taps=False):
+                module(x).sum().backward()
+
+        # the one dense convolution alone, without gating: no one-convolution form beats it
         w_filter, b_filter = module.filter.fused_weight()
         w_gate, b_gate = module.gate.fused_weight()
         weight = torch.cat([w_filter, w_gate]).detach().requires_grad_()
@@ -288,6 +296,7 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
         cases = {
             "fused": fused,
             "textbook": textbook,
+            "one convolution": one_convolution,
             "conv alone": conv_alone,
         }
         samples = time_round_robin_samples(cases, repeats, device)
@@ -305,6 +314,8 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
                 f"{times['fused'] * 1e3:.1f}",
                 f"**{times['textbook'] / times['fused']:.2f}x**",
                 f"{ratios[0]:.2f}-{ratios[-1]:.2f}x",
+                f"{times['one convolution'] * 1e3:.1f} "
+                f"({times['one convolution'] / times['fused']:.2f}x)",
                 f"{times['conv alone'] * 1e3:.1f}",
                 f"{times['textbook'] / times['conv alone']:.2f}x",
                 gib(mem["textbook"]["step"]),
@@ -313,25 +324,35 @@ def bench_gated_conv(shapes: list[str], repeats: int, device: torch.device) -> s
             ]
         )
     headers = ["shape", "input (B, C, N, T)", "textbook ms", "fused ms", "speed-up",
-               "speed-up per round (min-max)",
-               "conv alone ms", "textbook / conv alone",
+               "speed-up per round (min-max)", "fused as one convolution ms (it / fused)",
+               "one convolution alone ms", "textbook / one convolution alone",
                "textbook step GiB", "fused step GiB", "max |diff|"]  # fmt: skip
     return markdown(headers, rows)
 
 
+SWITCH_OWNERS = {"propagation": MixHop, "split_taps": GatedTemporalConv}
+
+
+@contextmanager
+def switched(**switches):
+    """Class-level switches set for the block (``MixHop.propagation``,
+    ``GatedTemporalConv.split_taps``), restored after it."""
+    saved = {name: getattr(SWITCH_OWNERS[name], name) for name in switches}
+    for name, value in switches.items():
+        setattr(SWITCH_OWNERS[name], name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(SWITCH_OWNERS[name], name, value)
+
+
 def with_switches(step: Callable, **switches) -> Callable:
-    """``step`` run with class-level switches set (``propagation`` of ``MixHop``)."""
-    owners = {"propagation": MixHop}
+    """``step`` run with class-level switches set (:func:`switched`)."""
 
     def run(rows: int | None = None) -> None:
-        saved = {name: getattr(owners[name], name) for name in switches}
-        for name, value in switches.items():
-            setattr(owners[name], name, value)
-        try:
+        with switched(**switches):
             step(rows)
-        finally:
-            for name, value in saved.items():
-                setattr(owners[name], name, value)
 
     return run
 
@@ -347,7 +368,8 @@ def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> 
         cases = {"tsattn": step, "textbook": textbook,
                  "PyTorch's Adam": model_step(cfg, batch, device, torch_adam=True)[0],
                  "dense propagation": with_switches(step, propagation="dense"),
-                 "sparse propagation": with_switches(step, propagation="sparse")}  # fmt: skip
+                 "sparse propagation": with_switches(step, propagation="sparse"),
+                 "one convolution": with_switches(step, split_taps=False)}  # fmt: skip
         samples = time_round_robin_samples(cases, repeats, device, prime=True)
         t = {case: statistics.median(values) for case, values in samples.items()}
         if device.type == "cpu":
@@ -359,7 +381,12 @@ def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> 
         ratios = sorted(paired_ratios(samples, "textbook", "tsattn"))
         extra = [
             f"{t[case]:.3f} ({t['tsattn'] / t[case]:.2f}x)" if case in t else "-"
-            for case in ("PyTorch's Adam", "dense propagation", "sparse propagation")
+            for case in (
+                "PyTorch's Adam",
+                "dense propagation",
+                "sparse propagation",
+                "one convolution",
+            )
         ]
         freed = ["-", "-"]
         if "tsattn, freed memory kept" in t:
@@ -374,6 +401,7 @@ def bench_whole_model(shapes: list[str], repeats: int, device: torch.device) -> 
                "tsattn, PyTorch's default Adam s (tsattn / it)",
                "tsattn, dense propagation s (tsattn / it)",
                "tsattn, sparse propagation s (tsattn / it)",
+               "tsattn, one convolution per gated layer s (tsattn / it)",
                "tsattn as CPU fits run it, freed memory kept s (textbook / it)",
                "textbook, freed memory kept s (it / tsattn kept)"]  # fmt: skip
     return markdown(headers, rows)

@@ -27,10 +27,15 @@ def test_step_flops_see_the_hand_written_backward_of_the_gated_convolution(bench
     batch, c_in, c_out, nodes, steps = 2, 4, 8, 3, 20
     conv = GatedTemporalConv(c_in, c_out, kernel_set=(2, 3, 6, 7))
     x = torch.randn(batch, c_in, nodes, steps, requires_grad=True)
-    flops = bench.step_flops(lambda: conv(x).sum().backward())
     out_steps = steps - 6  # the largest kernel, 7, without dilation
+    conv.split_taps = False
+    flops = bench.step_flops(lambda: conv(x).sum().backward())
     one_pass = 2 * batch * nodes * out_steps * (2 * c_out) * c_in * 7  # filter and gate at once
     assert flops == 3 * one_pass  # forward, gradient of the input, gradient of the weight
+    conv.split_taps = True  # kernels 2, 3 as one of size 3; 6, 7 as one of size 7
+    flops = bench.step_flops(lambda: conv(x).sum().backward())
+    one_pass = 2 * batch * nodes * out_steps * c_out * c_in * (3 + 7)  # half the rows each
+    assert flops == 3 * one_pass
 
 
 def test_matmul_rate_is_a_rate_in_flop_per_second(bench):

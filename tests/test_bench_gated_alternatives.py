@@ -15,7 +15,7 @@ def alt():
     return load_experiment("bench_gated_alternatives")
 
 
-@pytest.mark.parametrize("form", ["tap_set_split", "fft_gated"])
+@pytest.mark.parametrize("form", ["fft_gated"])  # the tap-set split: tests/nn/test_temporal.py
 @pytest.mark.parametrize("kernel_set,dilation", [((2, 3, 6, 7), 1), ((2, 3, 6, 7), 2), ((3, 5), 3)])
 def test_alternative_forms_match_the_textbook(alt, form, kernel_set, dilation):
     torch.manual_seed(0)
@@ -32,11 +32,6 @@ def test_alternative_forms_match_the_textbook(alt, form, kernel_set, dilation):
         strict=True,
     ):
         torch.testing.assert_close(got, want)
-
-
-def test_tap_set_groups_cut_at_the_largest_jump(alt):
-    assert alt._tap_set_groups((2, 3, 6, 7)) == ((0, 1), (2, 3))
-    assert alt._tap_set_groups((7,)) == ((0,),)
 
 
 @pytest.mark.parametrize("steps,length", [(96, 96), (187, 192), (100, 108), (1, 1), (7, 8)])

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from tests.nn.reference import textbook_dilated_inception, textbook_gated_temporal_conv
-from tsattn.nn.temporal import DilatedInception, GatedTemporalConv, receptive_field
+from tsattn.nn.temporal import (
+    MIN_TAP_SAVING,
+    DilatedInception,
+    GatedTemporalConv,
+    receptive_field,
+    tap_groups,
+    tap_saving,
+)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -70,9 +77,59 @@ def test_fused_gradients_equal_textbook_gradients(kernel_set, dilation, c_out, d
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_hand_written_backward_passes_gradcheck():
+@pytest.mark.parametrize(
+    ("kernel_set", "groups", "saving"),
+    [
+        ((2, 3, 6, 7), ((0, 1), (2, 3)), 8 / 28),
+        ((7, 2, 4), ((0,), (1, 2)), 6 / 21),  # runs of consecutive branches, given order
+        ((3, 5), ((0,), (1,)), 2 / 10),
+        ((1,), ((0,),), 0.0),
+        ((2, 2, 2), ((0, 1, 2),), 0.0),  # nothing to save: one group
+    ],
+)
+def test_tap_groups_minimise_the_zero_taps(kernel_set, groups, saving):
+    assert tap_groups(kernel_set) == groups
+    assert tap_saving(kernel_set) == pytest.approx(saving)
+
+
+def test_split_taps_choice_automatic_and_overridable():
+    module = GatedTemporalConv(4, 8, (2, 3, 6, 7))
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert tap_saving((2, 3, 6, 7)) >= MIN_TAP_SAVING
+    assert module.tap_groups(cpu) == ((0, 1), (2, 3))
+    assert module.tap_groups(cuda) == ((0, 1, 2, 3),)  # measured on CPUs only
+    assert GatedTemporalConv(4, 6, (3, 5)).tap_groups(cpu) == ((0, 1),)  # saves 20%
+    module.split_taps = False
+    assert module.tap_groups(cpu) == ((0, 1, 2, 3),)
+    module.split_taps = True
+    assert module.tap_groups(cuda) == ((0, 1), (2, 3))
+
+
+@pytest.mark.parametrize(
+    ("kernel_set", "dilation", "c_out"),
+    [((2, 3, 6, 7), 1, 8), ((2, 3, 6, 7), 4, 16), ((7, 2, 4), 2, 9), ((3, 5), 3, 6)],
+)
+def test_split_and_one_convolution_agree(kernel_set, dilation, c_out):
+    torch.manual_seed(0)
+    module = GatedTemporalConv(5, c_out, kernel_set, dilation)
+    x = torch.randn(2, 5, 3, 40, requires_grad=True)
+    results = []
+    for split in (False, True):
+        module.split_taps = split
+        out = module(x)
+        grads = torch.autograd.grad(out.square().sum(), [x, *module.parameters()])
+        results.append((out, grads))
+    (one, one_grads), (split, split_grads) = results
+    torch.testing.assert_close(split, one, atol=1e-6, rtol=0)
+    for got, want in zip(split_grads, one_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_both_forms_pass_gradcheck(split):
     torch.manual_seed(0)
     module = GatedTemporalConv(3, 8, (2, 3, 6, 7), dilation=2).double()
+    module.split_taps = split
     x = torch.randn(2, 3, 2, 16, dtype=torch.float64, requires_grad=True)
     params = tuple(module.parameters())
 
