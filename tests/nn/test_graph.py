@@ -279,6 +279,47 @@ def test_mix_hop_pair_is_the_sum_of_both_directions(propagation, mode):
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "modes", [("sparse", "dense"), ("dense", "sparse"), ("sparse", "operator")]
+)
+def test_mix_hop_pair_with_a_mode_per_direction(propagation, modes):
+    """Each direction keeps its own mode (set on the module): dense and sparse share one output
+    buffer, an operator direction falls back to the sum of both outputs."""
+    nodes = 6
+    adj, support = _sparse_graph(nodes, 2)
+    hops = torch.nn.ModuleList(MixHop(4, 3, depth=2) for _ in range(2))
+    x = torch.randn(2, 4, nodes, 5).contiguous(memory_format=torch.channels_last)
+    (reference,) = _outputs_and_grads(
+        propagation, ("dense",), hops, lambda x, a: hops[0](x, a) + hops[1](x, a.T), x, adj
+    )
+    hops[0].propagation, hops[1].propagation = modes
+
+    def pair(x, a):
+        return mix_hop_pair(hops, x, a, support, support.transpose()[0])
+
+    (result,) = _outputs_and_grads(lambda mode: None, ("set",), hops, pair, x, adj)
+    kept = torch.zeros(nodes, nodes, dtype=torch.bool)
+    kept[support.rows, support.cols] = True
+    reference[2], result[2] = reference[2][kept], result[2][kept]
+    for expected, got in zip(reference, result, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    if "operator" not in modes:
+        assert result[0].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_mix_hop_pair_under_autocast(propagation, mode):
+    """The hops are added into the output in its own precision under autocast."""
+    propagation(mode)
+    adj, support = _sparse_graph(6, 2)
+    hops = torch.nn.ModuleList(MixHop(4, 3, depth=2) for _ in range(2))
+    x = torch.randn(2, 4, 6, 5)
+    expected = mix_hop_pair(hops, x, adj, support, support.transpose()[0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = mix_hop_pair(hops, x, adj, support, support.transpose()[0])
+    torch.testing.assert_close(got.float(), expected, atol=0.1, rtol=0.05)
+
+
 @pytest.mark.parametrize("mode", ["dense", "sparse"])
 def test_mix_hop_output_is_channels_last(propagation, mode):
     propagation(mode)

@@ -283,33 +283,52 @@ class MixHop(nn.Module):
         mode = self.mode(x, adj, support)
         if mode == "operator":
             return _apply_operator(x, *self.operator(adj))
-        batch, channels, nodes, steps = x.shape
-        # (c_out, (depth + 1) c_in, 1, 1) -> (c_out, depth + 1, c_in): one matrix per hop
-        weight = self.mlp.weight.view(self.mlp.out_channels, self.depth + 1, channels)
-        # Channels-last layout: each sample's (N, T C) block is contiguous, so a hop is one
-        # product per sample, and the 1x1 convolution over the concatenated hops is a sum of one
-        # product per hop: the concatenation is never materialised.
-        x_cl = x.permute(0, 2, 3, 1).contiguous()  # (B, C, N, T) -> (B, N, T, C), no copy
+        x_cl = _channels_last_rows(x)  # (B, N, T, C)
+        # (B N T, C) x (C, c_out) -> (B N T, c_out): the H_0 = X term and the bias
+        out = F.linear(x_cl.view(-1, x.size(1)), self.hop_weight(0), self.mlp.bias)
+        self.add_hops(out, x_cl, adj, support, mode)
+        return _from_rows(out, x)
+
+    def hop_weight(self, k: int) -> torch.Tensor:
+        """The ``(c_out, c_in)`` slice of the 1x1 convolution that mixes hop ``H_k``."""
+        weight = self.mlp.weight  # (c_out, (depth + 1) c_in, 1, 1)
+        return weight.view(self.mlp.out_channels, self.depth + 1, -1)[:, k]
+
+    def add_hops(
+        self,
+        out: torch.Tensor,
+        x_cl: torch.Tensor,
+        adj: torch.Tensor,
+        support: GraphSupport | None,
+        mode: str,
+    ) -> None:
+        """``out += sum_{k >= 1} H_k W_k^T``, in place, for the ``dense`` or ``sparse`` mode.
+
+        ``x_cl`` is the input in ``(B, N, T, C)`` order and ``out`` its ``(B N T, c_out)``
+        rows. Channels-last layout: each sample's ``(N, T C)`` block is contiguous, so a hop is
+        one product per sample, and the 1x1 convolution over the concatenated hops is a sum of
+        one product per hop, accumulated into ``out`` (no concatenation, no copy of ``out``).
+        """
+        batch, nodes, steps, channels = x_cl.shape
         x_flat = x_cl.view(batch, nodes, steps * channels)  # (B, N, T C)
-        # (B N T, C) x (C, c_out) -> (B N T, c_out)
-        out = F.linear(x_cl.view(-1, channels), weight[:, 0], self.mlp.bias)
         if mode == "sparse":
             support = support if support is not None else GraphSupport.from_dense(adj)
             values = self._normalised_values(adj, support)  # (nnz,)
-            h = x_flat
-            for k in range(1, self.depth + 1):
+            # H_1 = beta X + A' X: beta folded into the self loops, which every support keeps
+            loops = (support.rows == support.cols).to(values.dtype)
+            h = _SparsePropagation.apply(x_flat, values + self.beta * loops, support)
+            _accumulate(out, h, self.hop_weight(1))  # += H_1 W_1^T
+            for k in range(2, self.depth + 1):
                 # H_k[v] = beta X[v] + sum_{w kept} A'[v, w] H_{k-1}[w]
                 h = torch.add(_SparsePropagation.apply(h, values, support), x_flat, alpha=self.beta)
-                out = torch.addmm(out, h.view(-1, channels), weight[:, k].T)  # += H_k W_k^T
-        else:
-            adj = self._normalised(adj).to(x_flat.dtype).expand(batch, nodes, nodes)  # a view
-            h = x_flat
-            for k in range(1, self.depth + 1):
-                # (B, N, N) x (B, N, T C) -> (B, N, T C), plus beta X
-                h = torch.baddbmm(x_flat, adj, h, beta=self.beta)
-                out = torch.addmm(out, h.view(-1, channels), weight[:, k].T)  # += H_k W_k^T
-        out = out.view(batch, nodes, steps, -1)  # (B N T, c_out) -> (B, N, T, c_out)
-        return out.permute(0, 3, 1, 2)  # (B, N, T, c_out) -> (B, c_out, N, T), channels-last
+                _accumulate(out, h, self.hop_weight(k))  # += H_k W_k^T
+            return
+        adj = self._normalised(adj).to(x_flat.dtype).expand(batch, nodes, nodes)  # a view
+        h = x_flat
+        for k in range(1, self.depth + 1):
+            # (B, N, N) x (B, N, T C) -> (B, N, T C), plus beta X
+            h = torch.baddbmm(x_flat, adj, h, beta=self.beta)
+            _accumulate(out, h, self.hop_weight(k))  # += H_k W_k^T
 
     def operator(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """This layer as one linear map over (node, channel): ``(N c_out, N c_in)`` and its bias
@@ -358,7 +377,9 @@ def mix_hop_pair(
     """``hops[0](x, A) + hops[1](x, A^T)``, MTGNN's graph convolution in both directions.
 
     Where both take the operator form, their operators are summed and applied once: one matrix
-    product for the pair, the shared ``H_0 = X`` term counted once. ``support_t`` is the support
+    product for the pair, the shared ``H_0 = X`` term counted once. Where both take the dense or
+    sparse form, the ``H_0`` term is one product with the summed weights and both directions add
+    their hops into the same output (:meth:`MixHop.add_hops`). ``support_t`` is the support
     of ``A^T``.
 
     >>> hops = (MixHop(4, 4), MixHop(4, 4))
@@ -367,12 +388,37 @@ def mix_hop_pair(
     """
     first, second = hops
     adj_t = adj.T
-    # short-circuit: the other modes are chosen again inside each hop's forward
-    if first.mode(x, adj, support) == "operator" and second.mode(x, adj_t, support_t) == "operator":
+    modes = first.mode(x, adj, support), second.mode(x, adj_t, support_t)
+    if modes == ("operator", "operator"):
         op, bias = first.operator(adj)
         op_t, bias_t = second.operator(adj_t)
         return _apply_operator(x, op + op_t, bias + bias_t)
-    return first(x, adj, support) + second(x, adj_t, support_t)
+    if "operator" in modes:
+        return first(x, adj, support) + second(x, adj_t, support_t)
+    # dense or sparse: both directions accumulate into one output, H_0 = X's term computed once
+    x_cl = _channels_last_rows(x)  # (B, N, T, C)
+    weight = first.hop_weight(0) + second.hop_weight(0)
+    out = F.linear(x_cl.view(-1, x.size(1)), weight, first.mlp.bias + second.mlp.bias)
+    first.add_hops(out, x_cl, adj, support, modes[0])
+    second.add_hops(out, x_cl, adj_t, support_t, modes[1])
+    return _from_rows(out, x)
+
+
+def _accumulate(out: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> None:
+    """``out += h W^T`` in place: ``out (rows, c_out)``, ``h`` viewed as ``(rows, c_in)``, in
+    ``out``'s dtype (under autocast the hops may come in another precision)."""
+    out.addmm_(h.reshape(out.size(0), -1).to(out.dtype), weight.T.to(out.dtype))
+
+
+def _channels_last_rows(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, N, T) -> (B, N, T, C)``, contiguous: no copy when ``x`` is channels-last."""
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def _from_rows(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(B N T, c_out)`` rows -> ``(B, c_out, N, T)`` for input ``x``, channels-last, no copy."""
+    batch, _, nodes, steps = x.shape
+    return out.view(batch, nodes, steps, -1).permute(0, 3, 1, 2)
 
 
 def _apply_operator(x: torch.Tensor, op: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
