@@ -18,10 +18,12 @@ rebuilt on every call (a few kilobytes), which keeps the gradients of the paddin
 The zero taps cost multiply-adds: with kernel set 2, 3, 6, 7, 10 of the 28 taps of the padded
 kernel are zeros. On CPUs the gated layer therefore runs one convolution per tap group
 (:func:`tap_groups`): the branches cut into two runs, each convolved with its own largest
-kernel over only the input steps that kernel reaches (kernels 2 and 3 as one convolution of
-size 3, kernels 6 and 7 as one of size 7), 29% fewer multiply-adds. The automatic choice
-(:attr:`GatedTemporalConv.split_taps`) splits where that saves at least
-:data:`MIN_TAP_SAVING` of the work; ``experiments/bench_speed.py`` times the training step
+kernel (kernels 2 and 3 as one convolution of size 3, kernels 6 and 7 as one of size 7), 29%
+fewer multiply-adds. Every group reads the whole input, and the shorter kernels' group drops
+the outputs that come before the largest kernel's first: a convolution over a slice of the
+input would copy the slice, forward and backward, which cost more than those few output
+steps. The automatic choice (:attr:`GatedTemporalConv.split_taps`) splits where that saves
+at least :data:`MIN_TAP_SAVING` of the work; ``experiments/bench_speed.py`` times the training step
 both ways.
 
 The input is handed to the convolution in channels-last memory layout (a no-op when it already
@@ -285,18 +287,20 @@ class _GatedInception(torch.autograd.Function):
     ``[w, b]`` per branch (all filter branches, then all gate branches). Forward, per group
     with largest kernel ``k_g``::
 
-        x_g = x[..., d (k_max - k_g):]              # the steps the group's kernels reach
-        z = conv(x_g, [2 W_f; W_g], [2 b_f; b_g])   # (B, 2 c_g, N, T'), one call
+        z = conv(x, [2 W_f; W_g], [2 b_f; b_g])     # (B, 2 c_g, N, T' + drop), one call
         s = sigmoid(z)                              # one pass over the whole buffer
-        y[group] = (2 s_f - 1) * s_g                # = tanh(f) * sigmoid(g)
+        y[group] = (2 s_f - 1) * s_g                # = tanh(f) * sigmoid(g), on the last T'
+
+    where ``drop = d (k_max - k_g)`` outputs come before the largest kernel's first and are
+    dropped.
 
     Backward, with ``f``, ``g`` the unscaled filter and gate pre-activations::
 
         dL/df = 4 gy s_g s_f (1 - s_f),   dL/dg = gy (2 s_f - 1) s_g (1 - s_g)
 
     written as ``sigmoid_backward([4 gy s_g ; gy (2 s_f - 1)], s)`` into one buffer, then one
-    convolution backward per group against its unscaled weight; the groups' input gradients
-    add up on the steps they share.
+    convolution backward per group against its unscaled weight (zero gradient on the dropped
+    outputs); the groups' input gradients add up.
     """
 
     @staticmethod
@@ -309,8 +313,6 @@ class _GatedInception(torch.autograd.Function):
         steps = x.size(3) - dilation * (k_max - 1)
         y = x.new_empty(x.size(0), c * n_branch, x.size(2), steps)
         y = y.contiguous(memory_format=torch.channels_last)
-        # the group with the largest kernel first: its input gradient spans every step
-        groups = sorted(groups, key=lambda group: -max(kernel_set[i] for i in group))
         saved, geometry = [], []
         for group in groups:
             k_g = max(kernel_set[i] for i in group)
@@ -319,19 +321,22 @@ class _GatedInception(torch.autograd.Function):
             bias = torch.cat([biases[r] for r in rows])
             c_g = len(group) * c
             scale = _tanh_scale(bias, c_g)
-            offset = dilation * (k_max - k_g)
+            # the first outputs over the whole input come before the largest kernel's first;
+            # dropped (a convolution over the slice x[..., drop:] would copy it, forward and
+            # backward, which cost more than the extra output steps: 1.08x on the whole step)
+            drop = dilation * (k_max - k_g)
             z = F.conv2d(
-                x[..., offset:],
+                x,
                 weight * scale.view(-1, 1, 1, 1),
                 bias * scale,
                 dilation=(1, dilation),
             )
             s = torch.sigmoid_(z)
-            s_f, s_g = s.split(c_g, dim=1)
+            s_f, s_g = s[..., drop:].split(c_g, dim=1)
             out = y[:, group[0] * c : group[-1] * c + c]
             torch.mul(s_f, 2.0, out=out).sub_(1.0).mul_(s_g)
             saved += [weight, s]
-            geometry.append((rows, k_g, offset, c_g))
+            geometry.append((rows, drop, c_g))
         ctx.save_for_backward(x, *saved)
         ctx.geometry = (tuple(kernel_set), int(dilation), c, [g[0] for g in groups], geometry)
         return y
@@ -347,19 +352,22 @@ class _GatedInception(torch.autograd.Function):
         need_b = any(needs[5::2])
         grad_x = None
         grads: list[torch.Tensor | None] = [None] * (4 * len(kernel_set))
-        for first, (rows, k_g, offset, c_g), weight, s in zip(
+        for first, (rows, drop, c_g), weight, s in zip(
             firsts, geometry, saved[0::2], saved[1::2], strict=True
         ):
-            s_f, s_g = s.split(c_g, dim=1)
+            k_g = weight.size(3)
+            s_f, s_g = s[..., drop:].split(c_g, dim=1)
             grad_out = grad_y[:, first * c : first * c + c_g]
-            grad_act = torch.empty_like(s)  # (B, 2 c_g, N, T'), same layout as s
-            grad_f, grad_g = grad_act.split(c_g, dim=1)
+            grad_act = torch.empty_like(s)  # (B, 2 c_g, N, T' + drop), same layout as s
+            if drop:
+                grad_act[..., :drop].zero_()  # the dropped outputs
+            grad_f, grad_g = grad_act[..., drop:].split(c_g, dim=1)
             torch.mul(grad_out, s_g, out=grad_f).mul_(4.0)
             torch.mul(s_f, 2.0, out=grad_g).sub_(1.0).mul_(grad_out)
             grad_z = torch.ops.aten.sigmoid_backward.grad_input(grad_act, s, grad_input=grad_act)
             dx, dw, db = torch.ops.aten.convolution_backward(
                 grad_z,
-                x[..., offset:],
+                x,
                 weight,
                 [weight.size(0)],
                 [1, 1],  # stride
@@ -371,10 +379,7 @@ class _GatedInception(torch.autograd.Function):
                 [need_x, need_w, need_b],
             )
             if need_x:
-                if grad_x is None:  # the largest kernel's group: every step
-                    grad_x = dx
-                else:
-                    grad_x[..., offset:].add_(dx)
+                grad_x = dx if grad_x is None else grad_x.add_(dx)
             for j, row in enumerate(rows):
                 k = kernel_set[row % len(kernel_set)]
                 grads[2 * row] = dw[j * c : j * c + c, ..., k_g - k :] if need_w else None
