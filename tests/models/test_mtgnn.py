@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tsattn import MTGNN, MTGNNConfig
-from tsattn.models.mtgnn import _dropout, _random_int16
+from tsattn.models.mtgnn import _dropout, _last_steps, _random_int16
 
 
 def tiny(**overrides) -> MTGNNConfig:
@@ -198,3 +198,19 @@ def test_random_int16_lanes_are_uniform_over_all_16_bits():
         for bit in range(16):
             ones = (lane.int() >> bit & 1).float().mean().item()
             assert abs(ones - 0.5) < 0.01, (bit, ones)  # 0.5 +- 6.3 standard errors
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_last_steps_is_the_slice_with_its_gradient_in_the_input_layout(channels_last):
+    x = torch.randn(2, 3, 4, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    out = _last_steps(x, 5)
+    torch.testing.assert_close(out, x[..., 4:], atol=0, rtol=0)
+    grad = torch.randn(2, 3, 4, 5)
+    (got,) = torch.autograd.grad(out, x, grad)
+    (expected,) = torch.autograd.grad(x[..., 4:], x, grad)
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert _last_steps(x, 9) is x

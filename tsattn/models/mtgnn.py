@@ -96,6 +96,39 @@ def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep.to(x.dtype).mul_(2**16 / (2**16 - cut))
 
 
+class _LastSteps(torch.autograd.Function):
+    """``x[..., -steps:]`` whose gradient keeps ``x``'s memory layout.
+
+    Autograd's own slice backward writes a contiguous ``(B, C, N, T)`` buffer; added to the
+    channels-last gradient of the gated convolution, the sum would be contiguous too, and the
+    layer norm's backward, which reads channels-last, would copy it.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, steps: int) -> torch.Tensor:
+        ctx.shape = x.shape
+        cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        ctx.memory_format = torch.channels_last if cl else torch.contiguous_format
+        return x[..., x.size(3) - steps :]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        out = grad.new_empty(ctx.shape).contiguous(memory_format=ctx.memory_format)
+        cut = ctx.shape[3] - grad.size(3)
+        out[..., :cut].zero_()
+        out[..., cut:].copy_(grad)
+        return out, None
+
+
+def _last_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """``x[..., -steps:]`` of a ``(B, C, N, T)`` map, its gradient in ``x``'s layout."""
+    if steps == x.size(3):
+        return x
+    if not torch.is_grad_enabled() or not x.requires_grad:
+        return x[..., x.size(3) - steps :]
+    return _LastSteps.apply(x, steps)
+
+
 def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
     """``norm(x)`` over ``(C, N, T)``, read and written in ``x``'s channels-last layout.
 
@@ -466,7 +499,7 @@ class MTGNN(nn.Module):
             else:
                 h = gconv(h)  # (B, C_conv, N, T') -> (B, C_res, N, T')
             # residual first: the sum takes its channels-last layout, which the norm reads
-            h = residual[..., -h.size(3) :] + h
+            h = _last_steps(residual, h.size(3)) + h
             h = _layer_norm(norm, h)
         pyramid.append(h)
 
