@@ -214,3 +214,24 @@ def test_last_steps_is_the_slice_with_its_gradient_in_the_input_layout(channels_
     torch.testing.assert_close(got, expected, atol=0, rtol=0)
     assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
     assert _last_steps(x, 9) is x
+    # composed (torch.func transforms): autograd's own slice
+    assert type(_last_steps(x, 5, composed=True).grad_fn).__name__.startswith("Slice")
+
+
+def test_torch_func_grad_through_the_composed_model(monkeypatch):
+    from tsattn.nn.temporal import GatedTemporalConv
+
+    monkeypatch.setattr(GatedTemporalConv, "composed", True)
+    cfg = MTGNNConfig(num_nodes=5, seq_len=24, horizon=3, layers=2, conv_channels=8,
+                      residual_channels=8, skip_channels=8, end_channels=8)  # fmt: skip
+    model = MTGNN(cfg).eval()  # no dropout: both gradients of the same function
+    params = dict(model.named_parameters())
+    x = torch.randn(2, 24, 5)
+
+    def loss(p):
+        return torch.func.functional_call(model, p, (x,)).square().sum()
+
+    grads = torch.func.grad(loss)(params)
+    model(x).square().sum().backward()
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(grads[name], param.grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -120,11 +120,13 @@ class _LastSteps(torch.autograd.Function):
         return out, None
 
 
-def _last_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
-    """``x[..., -steps:]`` of a ``(B, C, N, T)`` map, its gradient in ``x``'s layout."""
+def _last_steps(x: torch.Tensor, steps: int, composed: bool = False) -> torch.Tensor:
+    """``x[..., -steps:]`` of a ``(B, C, N, T)`` map, its gradient in ``x``'s layout;
+    ``composed``: autograd's own slice (for ``torch.func`` transforms, as
+    ``GatedTemporalConv.composed``)."""
     if steps == x.size(3):
         return x
-    if not torch.is_grad_enabled() or not x.requires_grad:
+    if composed or not torch.is_grad_enabled() or not x.requires_grad:
         return x[..., x.size(3) - steps :]
     return _LastSteps.apply(x, steps)
 
@@ -499,7 +501,7 @@ class MTGNN(nn.Module):
             else:
                 h = gconv(h)  # (B, C_conv, N, T') -> (B, C_res, N, T')
             # residual first: the sum takes its channels-last layout, which the norm reads
-            h = _last_steps(residual, h.size(3)) + h
+            h = _last_steps(residual, h.size(3), tconv.composed) + h
             h = _layer_norm(norm, h)
         pyramid.append(h)
 
