@@ -323,7 +323,7 @@ class _GatedInception(torch.autograd.Function):
             scale = _tanh_scale(bias, c_g)
             # the first outputs over the whole input come before the largest kernel's first;
             # dropped (a convolution over the slice x[..., drop:] would copy it, forward and
-            # backward, which cost more than the extra output steps: 1.08x on the whole step)
+            # backward, which cost the electricity-like training step more than these steps)
             drop = dilation * (k_max - k_g)
             z = F.conv2d(
                 x,
