@@ -113,7 +113,9 @@ class _LastSteps(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        out = grad.new_empty(ctx.shape).contiguous(memory_format=ctx.memory_format)
+        out = torch.empty(
+            ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=ctx.memory_format
+        )
         cut = ctx.shape[3] - grad.size(3)
         out[..., :cut].zero_()
         out[..., cut:].copy_(grad)
