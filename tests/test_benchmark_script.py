@@ -46,6 +46,26 @@ def test_single_step_rows_name_their_candidate_when_there_are_several(bench_scri
     assert alone[2].split("|")[1].strip() == "exchange_rate"
 
 
+def test_a_row_whose_seeds_ran_on_two_devices_says_so(bench_script):
+    """Seconds per epoch of a CPU seed and a CUDA seed are not averaged into one number."""
+    results = pd.DataFrame(
+        dict(candidate="default", dataset="ETTm1", horizon=h, seed=seed, test_mse=0.3,
+             test_mae=0.3, val_mse=0.4, test_windows=11425, epochs=10, sec_per_epoch=sec,
+             params=1, device=device)
+        for h in (96, 192, 336, 720)
+        for seed, device, sec in ((0, "cpu", 40.0), (1, "cuda", 20.0), (2, "cuda", 30.0))
+    )  # fmt: skip
+    _, lines = bench_script.summarize_test(results)
+    header = [c.strip() for c in lines[0].split("|")]
+    row = dict(zip(header, (c.strip() for c in lines[2].split("|")), strict=True))
+    assert row["device"] == "cpu 1 · cuda 2"
+    assert row["s/epoch"] == "cpu 40.0 · cuda 25.0"
+    avg = dict(zip(header, (c.strip() for c in lines[-1].split("|")), strict=True))
+    assert avg["H"] == "avg" and avg["device"] == "cpu 1 · cuda 2"
+    alone = bench_script.summarize_test(results[results.device == "cpu"])[1]
+    assert "| cpu | 40.0 |" in alone[2]
+
+
 def test_a_cell_belongs_to_the_candidate_folder_it_lies_in(bench_script, tmp_path):
     """Keeping an old recipe's cells under a new name is moving their folder."""
     for folder in ("default", "recipe-v2"):
