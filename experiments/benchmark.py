@@ -43,7 +43,6 @@ import shutil
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,7 +125,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from tsattn.train.config import RunConfig
-    from tsattn.train.trainer import build_datamodule, fit_config
+    from tsattn.train.trainer import build_datamodule, fit_config, quiet_lightning
 
     torch.set_num_threads(cell["threads"])
     path = Path(cell["path"])
@@ -136,9 +135,8 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     datamodule = build_datamodule(cfg.data)
     result = fit_config(cfg, datamodule, run_dir, test=not cell["validation_only"])
     # The best checkpoint's validation scores (training may have gone on past it), without
-    # Lightning's note on its own use of a deprecated torch pytree check.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+    # the notes Lightning adds on a machine with many cores or a GPU.
+    with quiet_lightning():
         best = result.trainer.validate(
             result.module, dataloaders=datamodule.val_dataloader(), verbose=False
         )[0]

@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,12 @@ from benchmark import locked, summarize_search  # noqa: E402
 
 from tsattn.train.checkpoint import load_checkpoint  # noqa: E402
 from tsattn.train.config import RunConfig  # noqa: E402
-from tsattn.train.trainer import StartCheckpoint, build_datamodule, fit_config  # noqa: E402
+from tsattn.train.trainer import (  # noqa: E402
+    StartCheckpoint,
+    build_datamodule,
+    fit_config,
+    quiet_lightning,
+)
 
 DEFAULT_OUT = ROOT / "experiments/results/selection_holdout"
 
@@ -98,8 +102,7 @@ def run_cell(candidate: dict, dataset: str, horizon: int, seed: int, args: Any) 
     for name, windows in (("select", select), ("scored", scored)):
         datamodule.datasets["val"] = torch.utils.data.Subset(full, windows)
         for prefix, module in models.items():
-            with warnings.catch_warnings():  # Lightning's note on its own use of a torch check
-                warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+            with quiet_lightning():
                 scores[prefix + name] = result.trainer.validate(
                     module, dataloaders=datamodule.val_dataloader(), verbose=False
                 )[0]

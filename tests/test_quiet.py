@@ -6,6 +6,7 @@ warning filters and output capture would otherwise hide what a user sees.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -85,3 +86,26 @@ def test_warnings_a_user_can_act_on_still_show(tmp_path):
         fit_datamodule(
             ToyDataModule(), model=TINY_MODEL, train=cfg, run_dir=tmp_path, callbacks=[_Warner()]
         )
+
+
+def test_quiet_lightning_hides_what_a_many_core_gpu_machine_adds(caplog):
+    """A re-validation after the fit (``experiments/benchmark.py``) runs under the same filter:
+    on a machine with many cores Lightning asks for loader workers, and on a GPU it logs the
+    visible devices; neither is something a tsattn user can act on."""
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    from tsattn.train.trainer import quiet_lightning
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # below quiet_lightning's filters, as in a script
+        with quiet_lightning():
+            rank_zero_warn(
+                "The 'val_dataloader' does not have many workers which may be a bottleneck.",
+                category=PossibleUserWarning,
+            )
+            with caplog.at_level(logging.INFO):
+                logging.getLogger("lightning.pytorch.accelerators.cuda").info("LOCAL_RANK: 0")
+            warnings.warn("your data has a gap at row 12", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["your data has a gap at row 12"]
+    assert "LOCAL_RANK" not in caplog.text

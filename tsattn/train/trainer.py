@@ -74,6 +74,7 @@ __all__ = [
     "fit_datamodule",
     "fit_start",
     "mean_loss",
+    "quiet_lightning",
     "scaler_affine",
 ]
 
@@ -409,7 +410,7 @@ def fit_datamodule(
     checkpoint (its ``train.monitor`` score), ``test_*`` of that checkpoint.
     """
     cfg = train or TrainConfig()
-    with _lightning_output():
+    with quiet_lightning():
         return _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callbacks,
                     test, module_class)  # fmt: skip
 
@@ -446,9 +447,11 @@ _HIDDEN_WARNINGS = (
 
 
 @contextlib.contextmanager
-def _lightning_output() -> Iterator[None]:
-    """Keep Lightning's info-level chatter (banners, tips, ``max_steps`` reached) and the
-    warnings in ``_HIDDEN_WARNINGS`` away from the user; every other warning still shows."""
+def quiet_lightning() -> Iterator[None]:
+    """Keep Lightning's info-level chatter (banners, tips, ``max_steps`` reached, the visible
+    GPUs) and the warnings in ``_HIDDEN_WARNINGS`` away from the user; every other warning
+    still shows. Every fit runs under it; wrap a ``Trainer.validate`` or ``Trainer.test`` of
+    your own in it too."""
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
     levels = [logger.level for logger in loggers]
     with warnings.catch_warnings():
