@@ -119,6 +119,9 @@ def run_cell(candidate: dict, dataset: str, horizon: int, seed: int, args: Any) 
         "scored_mae": float(scores["scored"]["val_mae"]),
         "epochs": len(result.epoch_seconds),
         "kept_start": result.kept_start,
+        # the scores on the selection windows' parts that decided it (train.keep_start_parts),
+        # so that another keep-start rule can be judged on these cells without training again
+        "parts": {k: float(v) for k, v in result.metrics.items() if "_val_loss_part" in k},
         # the closed-form start the fit began from (None without one), on the same windows
         **{
             f"start_{part}_mse": float(scores[f"start_{part}"]["val_mse"])

@@ -44,6 +44,10 @@ def test_a_cell_selects_on_the_first_windows_and_scores_the_later_ones(
     # the recipe's closed-form start, scored on the same windows (two steps barely move it)
     assert row["start_scored_mse"] == pytest.approx(row["scored_mse"], rel=0.05)
     assert row["start_select_mse"] == pytest.approx(row["select_mse"], rel=0.05)
+    # what decided keep_start: the trained model's and the start's loss on each of the parts
+    assert sorted(row["parts"]) == sorted(
+        f"{who}_val_loss_part{i}" for who in ("best", "start") for i in range(1, 5)
+    )
     saved = script.cell_path(tmp_path, "tiny", "ETTh1", 24, 0)
     assert json.loads(saved.read_text()) == row
     assert not (tmp_path / "runs" / "tiny" / saved.stem).exists()  # the run folder is removed
