@@ -1,6 +1,7 @@
-"""Copy the result tables of ``experiments/results/`` into README.md.
+"""Copy the result tables of ``experiments/results/`` into README.md and the research log.
 
-README.md marks each generated block with ``<!-- BEGIN results/NAME.md -->`` and
+README.md and ``experiments/README.md`` (the research log: every search behind the recipe)
+mark each generated block with ``<!-- BEGIN results/NAME.md -->`` and
 ``<!-- END results/NAME.md -->``; everything between the markers is replaced with the current
 content of ``experiments/results/NAME.md``, headings demoted by three levels so that an
 included file nests under a ``###`` section. Rerun it after a
@@ -37,15 +38,20 @@ def render(readme: str, results: Path) -> str:
     return BLOCK.sub(include, readme)
 
 
+#: the documents with generated blocks, relative to the repository root
+DOCUMENTS = ("README.md", "experiments/README.md")
+
+
 def main() -> int:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    rendered = render(text, ROOT / "experiments" / "results")
-    if rendered != text:
-        readme.write_text(rendered)
-        print("README.md updated")
-    else:
-        print("README.md already up to date")
+    for name in DOCUMENTS:
+        document = ROOT / name
+        text = document.read_text()
+        rendered = render(text, ROOT / "experiments" / "results")
+        if rendered != text:
+            document.write_text(rendered)
+            print(f"{name} updated")
+        else:
+            print(f"{name} already up to date")
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.experiment_scripts import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +27,21 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert ci[-1] == test
 
 
-def test_readme_result_tables_match_experiments_results():
+@pytest.mark.parametrize("name", ["README.md", "experiments/README.md"])
+def test_result_tables_match_experiments_results(name):
     module = load_experiment("render_readme")
-    readme = (ROOT / "README.md").read_text()
-    assert "<!-- BEGIN results/" in readme
-    assert module.render(readme, ROOT / "experiments" / "results") == readme, (
-        "README tables are stale: run `python experiments/render_readme.py`"
+    assert name in module.DOCUMENTS
+    document = (ROOT / name).read_text()
+    assert "<!-- BEGIN results/" in document
+    assert module.render(document, ROOT / "experiments" / "results") == document, (
+        f"{name} tables are stale: run `python experiments/render_readme.py`"
     )
+
+
+def test_readme_links_to_the_research_log_and_back():
+    readme = (ROOT / "README.md").read_text()
+    log = (ROOT / "experiments" / "README.md").read_text()
+    assert "](experiments/README.md)" in readme
+    assert "](../README.md#long-horizon-recipe-and-benchmark)" in log
+    assert "### Long-horizon recipe and benchmark" in readme  # the anchor the log links to
+    assert "## How each benchmark row was scored" in log  # the anchor README links to
