@@ -243,6 +243,45 @@ def test_cpu_training_uses_fused_adam_equal_to_the_looped_one():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_network_decay_shrinks_the_deep_weights_towards_the_start_and_nothing_else():
+    """Decoupled decay (AdamW) of the deep path's convolution and linear weights only: with
+    zero gradients a step multiplies each by ``1 - lr * network_decay``, and leaves the
+    closed-form parts, RevIN, biases and norms where they were."""
+    config = MTGNNConfig(num_nodes=3, seq_len=24, horizon=6, layers=2, dropout=0.0,
+                         linear_shortcut="linear", cycle_length=4)  # fmt: skip
+    coupled = TrainConfig(network_decay=2.0, weight_decay=1e-3)
+    groups = ForecastModule(config.to_dict(), coupled.to_dict()).configure_optimizers()
+    groups = groups["optimizer"].param_groups
+    # Adam's L2 penalty stays on the other parameters; the deep weights take the decay instead
+    assert [(g["weight_decay"], g["decoupled_weight_decay"]) for g in groups] == [
+        (1e-3, False),
+        (2.0, True),
+    ]
+    train = TrainConfig(lr=1e-2, network_decay=2.0, lr_schedule="none")
+    module = ForecastModule(config.to_dict(), train.to_dict())
+    optimizer = module.configure_optimizers()
+    decayed = next(g for g in optimizer.param_groups if g["decoupled_weight_decay"])
+    deep = {id(p) for p in decayed["params"]}
+    names = {name for name, p in module.named_parameters() if id(p) in deep}
+    assert "model.start_conv.weight" in names and "model.head.3.weight" in names
+    assert not any(
+        part in name for name in names
+        for part in ("shortcut", "cycle", "revin", "norm", "bias")
+    )  # fmt: skip
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    for p in module.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    for name, p in module.named_parameters():
+        factor = 1 - 1e-2 * 2.0 if name in names else 1.0  # no gradient: decay alone moves it
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+
+
+def test_negative_network_decay_is_a_value_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.network_decay=-0\.5 must be >= 0"):
+        TrainConfig(network_decay=-0.5)
+
+
 @pytest.mark.parametrize("monitor", ["loss", "mse", "mae"])
 def test_monitor_picks_the_best_checkpoint_and_stops_on_the_named_score(toy, tmp_path, monitor):
     """Trained on L1, selected on what ``train.monitor`` names: the best checkpoint is the

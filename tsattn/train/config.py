@@ -144,6 +144,13 @@ class TrainConfig(_Section):
     default): under the recipe, one check per 256 training steps of an epoch, at least one
     (:func:`tsattn.train.recipe.resolve_val_checks`: one on ETTh1, four on ETTm1 at batch 32),
     once per epoch elsewhere.
+    ``weight_decay`` is Adam's L2 penalty on every parameter (MTGNN's 1e-4 in its single-step
+    recipe). ``network_decay`` > 0 is decoupled weight decay (AdamW: Loshchilov and Hutter,
+    ICLR 2019; each step multiplies a weight by ``1 - lr * network_decay``) of the deep path's
+    convolution and linear weights only: not of the parts the trainer starts in closed form
+    (the linear shortcut, the cycle), RevIN, biases or norms, so that it pulls the forecaster
+    towards its closed-form start (the deep path's head starts at zero) rather than towards
+    zero; those weights then take no ``weight_decay``. 0 is off.
     ``ema_decay`` > 0 validates, checkpoints and returns an
     exponential moving average of the weights over the optimiser steps instead of the last
     step's weights (Polyak averaging: Polyak and Juditsky, SIAM J. Control Optim. 1992; each
@@ -194,6 +201,7 @@ class TrainConfig(_Section):
     loss: str = "auto"
     lr: float | str = "auto"
     weight_decay: float = 0.0
+    network_decay: float = 0.0
     lr_schedule: str = "exponential"
     lr_decay: float = 0.5
     grad_clip: float = 5.0
@@ -241,6 +249,10 @@ class TrainConfig(_Section):
             raise ValueError(
                 f"train.shortcut_shrink={self.shortcut_shrink} must be >= 0 (0 fits each "
                 "variable's map alone)."
+            )
+        if self.network_decay < 0:
+            raise ValueError(
+                f"train.network_decay={self.network_decay} must be >= 0 (0 turns it off)."
             )
         if self.shortcut_lr_scale < 0:
             raise ValueError(

@@ -182,24 +182,45 @@ class ForecastModule(pl.LightningModule):
         x, _, x_mark, step = _unpack(batch)
         return self(x, x_mark, step)
 
-    def _param_groups(self, lr: float, scale: float) -> list[dict[str, Any]]:
+    def _param_groups(
+        self, lr: float, scale: float, network_decay: float = 0.0
+    ) -> list[dict[str, Any]]:
         """The optimiser's parameter groups: the linear shortcut and the cycle, the parts the
         trainer starts in closed form, learn at ``scale x lr`` (``0``: they keep their start);
-        one group when ``scale`` is 1 or the model has neither."""
+        with ``network_decay`` > 0 the deep path's convolution and linear weights form a group
+        of their own with decoupled weight decay (``TrainConfig.network_decay``). One group
+        when ``scale`` is 1 and there is no decay, or the model has none of these parts."""
         parts = (getattr(self.model, "shortcut", None), getattr(self.model, "cycle", None))
         started = [p for m in parts if m is not None for p in m.parameters()]
-        if scale == 1 or not started:
+        decayed = self._network_weights(started) if network_decay > 0 else []
+        if (scale == 1 or not started) and not decayed:
             return [{"params": list(self.parameters())}]
-        ids = {id(p) for p in started}
-        groups = [{"params": [p for p in self.parameters() if id(p) not in ids]}]
-        if scale > 0:
+        apart = {id(p) for p in decayed} | ({id(p) for p in started} if scale != 1 else set())
+        groups = [{"params": [p for p in self.parameters() if id(p) not in apart]}]
+        if decayed:
+            groups.append({"params": decayed, "weight_decay": network_decay,
+                           "decoupled_weight_decay": True})  # fmt: skip
+        if scale != 1 and scale > 0 and started:
             groups.append({"params": started, "lr": lr * scale})
         return groups
+
+    def _network_weights(self, started: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+        """The weights of the deep path's convolutions and linear layers: not ``started`` (the
+        closed-form parts), RevIN, biases or norms."""
+        skip = {id(p) for p in started}
+        revin = getattr(self.model, "revin", None)
+        if revin is not None:
+            skip |= {id(p) for p in revin.parameters()}
+        layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
+        return [
+            m.weight for m in self.modules()
+            if isinstance(m, layers) and m.weight.requires_grad and id(m.weight) not in skip
+        ]  # fmt: skip
 
     def configure_optimizers(self) -> Any:
         cfg = self.train_config
         lr = DEFAULT_LR if cfg.lr == "auto" else cfg.lr  # "auto" outside fit_datamodule
-        groups = self._param_groups(lr, cfg.shortcut_lr_scale)
+        groups = self._param_groups(lr, cfg.shortcut_lr_scale, cfg.network_decay)
         optimizer = adam(groups, lr=lr, weight_decay=cfg.weight_decay)
         if cfg.lr_schedule == "none":
             return optimizer
