@@ -97,10 +97,10 @@ that scored every candidate on validation windows only
   (``experiments/candidates/layers_search.yaml``, ``experiments/results/layers_search/``)
   kept three gated layers against two (0.9915, all of it the closed-form start kept on ETTh2
   at H=96; level or worse on every other cell, weather not scored); a twenty-second
-(``experiments/candidates/decay_search.yaml``, ``experiments/results/decay_search/``) left
-the decoupled weight decay of the deep path off (``TrainConfig.network_decay=2``: 0.9872, most
-of it the start kept on ETTh2 at H=96 by a tie; 0.9967 on the other cells, 1.4 % lower on
-ETTm1 at H=720; one seed, weather not scored). A seed
+  (``experiments/candidates/decay_search.yaml``, ``experiments/results/decay_search/``) left
+  the decoupled weight decay of the deep path off (``TrainConfig.network_decay=2``: 0.9872,
+  most of it the start kept on ETTh2 at H=96 by a tie; 0.9967 on the other cells, 1.4 % lower
+  on ETTm1 at H=720; one seed, weather not scored). A seed
   ensemble of three recipes (``experiments/seed_ensemble.py``,
   ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
   three times the training, so the recipe trains one model.
