@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import multiprocessing as mp
@@ -43,10 +44,11 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -249,6 +251,30 @@ def _anchor_text(dataset: str, key: str) -> str:
     return " · ".join(f"{m} {found[m][0]:.3f}/{found[m][1]:.3f}" for m in ANCHORS if m in found)
 
 
+@functools.cache
+def last_value_scores(
+    dataset: str, protocol: str, horizon: int, seq_len: int = 96
+) -> tuple[float, float] | None:
+    """Test MSE / MAE of the last observed value repeated over the horizon (persistence, the
+    naive forecast), on the cell's test windows with tsattn's own metrics; ``None`` where the
+    data file is not on this machine (the summary is never a reason to download)."""
+    from tsattn.train.config import RunConfig
+    from tsattn.train.evaluation import score_last_value
+    from tsattn.train.trainer import build_datamodule
+
+    cfg = RunConfig().with_overrides(
+        [f"data.data={dataset}", f"data.protocol={protocol}", f"data.horizon={horizon}",
+         f"data.seq_len={seq_len}"]
+    )  # fmt: skip
+    datamodule = build_datamodule(cfg.data, download=False, progress=False)
+    try:
+        datamodule.setup("test")
+    except FileNotFoundError:
+        return None
+    scores = score_last_value(datamodule.datasets["test"])
+    return scores["mse"], scores["mae"]
+
+
 def summarize_single_step(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Single-step protocol: test RSE / CORR in original units per horizon, mean over seeds;
     rows name their candidate when there are several."""
@@ -305,13 +331,42 @@ def _per_device(cells: pd.DataFrame) -> dict[str, str]:
     )
 
 
-def summarize_test(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Per (candidate, dataset, horizon) and per dataset average: mean and std over seeds."""
+def _seq_len(cells: pd.DataFrame) -> int:
+    """The look-back the cells' models read (96 where the cells do not record it)."""
+    if "model" not in cells:
+        return 96
+    return int(cells["model"].iloc[0].get("seq_len", 96))
+
+
+def _naive_columns(scores: list[tuple[float, float] | None]) -> dict[str, float]:
+    """``last_value_mse`` / ``last_value_mae``: the mean of ``scores`` (one per horizon), NaN
+    unless every horizon has one."""
+    if not scores or any(s is None for s in scores):
+        return dict(last_value_mse=math.nan, last_value_mae=math.nan)
+    mse, mae = np.mean(scores, axis=0)
+    return dict(last_value_mse=float(mse), last_value_mae=float(mae))
+
+
+def summarize_test(
+    results: pd.DataFrame,
+    last_value: Callable[[str, str, int, int], tuple[float, float] | None] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Per (candidate, dataset, horizon) and per dataset average: mean and std over seeds.
+
+    ``last_value(dataset, protocol, horizon, seq_len)`` gives the naive forecast's test MSE /
+    MAE (:func:`last_value_scores`) for the column beside tsattn's; ``None`` leaves it empty."""
     rows = []
     for (candidate, dataset), part in results.groupby(["candidate", "dataset"], sort=False):
         per_h = part.groupby("horizon")
+        naive = {
+            int(h): last_value(dataset, str(cell.protocol.iloc[0]), int(h), _seq_len(cell))
+            if last_value
+            else None
+            for h, cell in per_h
+        }
         for horizon, cell in sorted(per_h, key=lambda kv: kv[0]):
             rows.append(dict(candidate=candidate, dataset=dataset, horizon=str(horizon),
+                             **_naive_columns([naive[int(horizon)]]),
                              seeds=len(cell), mse=cell.test_mse.mean(),
                              mse_std=cell.test_mse.std(ddof=1), mae=cell.test_mae.mean(),
                              mae_std=cell.test_mae.std(ddof=1), val_mse=cell.val_mse.mean(),
@@ -324,6 +379,7 @@ def summarize_test(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             complete = part.groupby("seed").horizon.nunique() == 4
             per_seed = per_seed[complete]
             rows.append(dict(candidate=candidate, dataset=dataset, horizon="avg",
+                             **_naive_columns(list(naive.values())),
                              seeds=len(per_seed), mse=per_seed.test_mse.mean(),
                              mse_std=per_seed.test_mse.std(ddof=1), mae=per_seed.test_mae.mean(),
                              mae_std=per_seed.test_mae.std(ddof=1),
@@ -333,8 +389,8 @@ def summarize_test(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     table = pd.DataFrame(rows)
     lines = [
         "| dataset | H | tsattn MSE | tsattn MAE | seeds | test windows | epochs | device "
-        "| s/epoch | published MSE/MAE (L=96) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| s/epoch | last value MSE/MAE | published MSE/MAE (L=96) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
         name = r.dataset if r.candidate == "default" else f"{r.dataset} ({r.candidate})"
@@ -342,9 +398,12 @@ def summarize_test(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         mse, mae = _fmt(r.mse, r.mse_std), _fmt(r.mae, r.mae_std)
         if r.horizon == "avg":
             name, mse, mae = f"**{name}**", f"**{mse}**", f"**{mae}**"
+        naive = (
+            "" if pd.isna(r.last_value_mse) else f"{r.last_value_mse:.3f}/{r.last_value_mae:.3f}"
+        )
         lines.append(
             f"| {name} | {r.horizon} | {mse} | {mae} | {r.seeds} | {windows} | "
-            f"{r.epochs:.1f} | {r.device} | {r.sec_per_epoch} | "
+            f"{r.epochs:.1f} | {r.device} | {r.sec_per_epoch} | {naive} | "
             f"{_anchor_text(r.dataset, r.horizon)} |"
         )
     return table, lines
@@ -453,7 +512,7 @@ def write_summary(
         single = results["protocol"] == "mtgnn"
         parts = []
         if (~single).any():
-            table, lines = summarize_test(results[~single])
+            table, lines = summarize_test(results[~single], last_value_scores)
             parts.append((table, lines))
         if single.any():
             table, lines = summarize_single_step(results[single])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -111,3 +112,60 @@ def test_every_committed_candidate_is_a_valid_run(bench_script, path):
     }
     for cell in cells:
         RunConfig().with_overrides(cell["overrides"])  # raises on an unknown or invalid setting
+
+
+def test_every_row_shows_the_naive_forecast_beside_tsattn(bench_script):
+    """The last value repeated is the column a forecast must beat; the average row averages
+    the four horizons' scores, and a horizon without one leaves the average empty."""
+    results = pd.DataFrame(
+        dict(candidate="default", dataset="exchange_rate", horizon=h, seed=0, protocol="tslib",
+             test_mse=0.1, test_mae=0.2, val_mse=0.3, test_windows=1422, epochs=5,
+             sec_per_epoch=1.0, params=1, device="cpu")
+        for h in (96, 192, 336, 720)
+    )  # fmt: skip
+    asked = []
+
+    def naive(dataset, protocol, horizon, seq_len):
+        asked.append((dataset, protocol, horizon, seq_len))
+        return horizon / 1000, horizon / 100
+
+    table, lines = bench_script.summarize_test(results, naive)
+    header = [c.strip() for c in lines[0].split("|")]
+    rows = [
+        dict(zip(header, (c.strip() for c in line.split("|")), strict=True)) for line in lines[2:]
+    ]
+    assert sorted(asked) == sorted(("exchange_rate", "tslib", h, 96) for h in (96, 192, 336, 720))
+    assert [r["last value MSE/MAE"] for r in rows] == [
+        "0.096/0.960",
+        "0.192/1.920",
+        "0.336/3.360",
+        "0.720/7.200",
+        "0.336/3.360",
+    ]
+    assert table.last_value_mse.iloc[-1] == pytest.approx(0.336)
+    _, partial = bench_script.summarize_test(
+        results, lambda d, p, h, lookback: None if h == 720 else (0.1, 0.2)
+    )
+    assert "| 0.100/0.200 |" in partial[2] and "| cpu | 1.0 |  |" in partial[-1]
+    _, without = bench_script.summarize_test(results)
+    assert "| cpu | 1.0 |  |" in without[2]
+
+
+def test_the_naive_column_scores_the_test_windows_of_the_protocol(
+    bench_script, data_dir, monkeypatch
+):
+    """ETTh1, tslib protocol: the last input row against every target row of the 2785 test
+    windows at H=96, in numpy from the CSV, scaled on the train rows (PROTOCOLS.md)."""
+    monkeypatch.setenv("TSATTN_DATA_DIR", str(data_dir))
+    bench_script.last_value_scores.cache_clear()
+    mse, mae = bench_script.last_value_scores("ETTh1", "tslib", 96)
+    raw = pd.read_csv(data_dir / "ETTh1.csv").iloc[:, 1:].to_numpy(np.float64)
+    train = raw[:8640]
+    scaled = (raw - train.mean(0)) / train.std(0)
+    test = scaled[11520 - 96 : 14400]
+    starts = range(len(test) - 96 - 96 + 1)
+    assert len(starts) == 2785
+    err = np.stack([test[s + 96 : s + 192] - test[s + 95] for s in starts])
+    assert mse == pytest.approx(float((err**2).mean()), rel=1e-5)
+    assert mae == pytest.approx(float(np.abs(err).mean()), rel=1e-5)
+    assert bench_script.last_value_scores("no_such_file.csv", "tslib", 96) is None

@@ -29,7 +29,14 @@ from tsattn.models.mtgnn import MTGNN
 from tsattn.train.intervals import ConformalCalibration, window_scale
 from tsattn.train.metrics import MetricAccumulator
 
-__all__ = ["all_windows", "calibrate", "forecast_windows", "score_windows"]
+__all__ = [
+    "all_windows",
+    "calibrate",
+    "forecast_windows",
+    "last_value_windows",
+    "score_last_value",
+    "score_windows",
+]
 
 
 def all_windows(
@@ -65,6 +72,16 @@ def forecast_windows(
             yield x, pred, y.to(device)
 
 
+def last_value_windows(
+    dataset: Dataset, batch_size: int = 256
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(x, pred, y)`` per batch like :func:`forecast_windows`, for the naive forecast that
+    repeats each variable's last observed value over the horizon (persistence)."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows)
+    for x, y, _, _ in loader:
+        yield x, x[:, -1:, :].expand_as(y), y  # (B, L, N) -> (B, 1, N) -> (B, H, N)
+
+
 def score_windows(
     model: MTGNN,
     dataset: WindowDataset,
@@ -82,13 +99,44 @@ def score_windows(
     :mod:`tsattn.train.intervals`) adds ``coverage_<level>``, the share of true values inside
     the interval, and ``width_<level>``, its mean width in original units.
     """
+    batches = forecast_windows(model, dataset, batch_size)
+    return _score(batches, len(dataset), scaler, original_units, intervals)
+
+
+def score_last_value(
+    dataset: WindowDataset,
+    *,
+    scaler: Scaler | None = None,
+    original_units: bool = False,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """:func:`score_windows` for the last observed value repeated over the horizon: the naive
+    forecast a model has to beat, scored on the same windows with the same metrics.
+
+    >>> ds = all_windows(torch.arange(12.0).reshape(6, 2), torch.zeros(6, 0),
+    ...                  WindowGeometry(3, 0, 2))
+    >>> {k: v for k, v in score_last_value(ds).items() if k in ("mae", "windows")}
+    {'mae': 3.0, 'windows': 2}
+    """
+    batches = last_value_windows(dataset, batch_size)
+    return _score(batches, len(dataset), scaler, original_units, None)
+
+
+def _score(
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    windows: int,
+    scaler: Scaler | None,
+    original_units: bool,
+    intervals: Mapping[float, torch.Tensor] | None,
+) -> dict[str, Any]:
+    """The metrics of ``(x, pred, y)`` batches (:func:`score_windows`)."""
     if (original_units or intervals) and scaler is None:
         raise ValueError("original units and intervals need the data's scaler: pass scaler=.")
     acc = MetricAccumulator()
     inside = dict.fromkeys(intervals or {}, 0)
     width = dict.fromkeys(intervals or {}, 0.0)
     elements = 0
-    for x, pred, y in forecast_windows(model, dataset, batch_size):
+    for x, pred, y in batches:
         if original_units:
             acc.update(scaler.inverse_transform(pred), scaler.inverse_transform(y))
         else:
@@ -102,7 +150,7 @@ def score_windows(
             inside[level] += int((error <= half).sum())
             width[level] += float((2 * half * unit).double().sum())  # original units
         elements += y.numel()
-    scores: dict[str, Any] = {**acc.compute(), "windows": len(dataset)}
+    scores: dict[str, Any] = {**acc.compute(), "windows": windows}
     for level in intervals or {}:
         scores[f"coverage_{level:g}"] = inside[level] / max(1, elements)
         scores[f"width_{level:g}"] = width[level] / max(1, elements)
