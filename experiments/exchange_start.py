@@ -36,7 +36,7 @@ from bench_speed import markdown, write_report  # noqa: E402
 
 from tsattn import MTGNN, MTGNNConfig  # noqa: E402
 from tsattn.data.datamodule import TimeSeriesDataModule  # noqa: E402
-from tsattn.train.metrics import MetricAccumulator  # noqa: E402
+from tsattn.train.evaluation import score_last_value, score_windows  # noqa: E402
 from tsattn.train.trainer import fit_start  # noqa: E402
 
 CANDIDATES = ROOT / "experiments/candidates/exchange_single_step.yaml"
@@ -74,15 +74,11 @@ def started(
     return dm, net
 
 
-def errors(dm: TimeSeriesDataModule, forecast) -> tuple[float, float]:
-    """Validation MSE and RSE in original units of ``forecast(x, marks, step) -> (B, 1, N)``,
-    accumulated as the trainer's metrics are (:class:`~tsattn.train.metrics.MetricAccumulator`)."""
-    metrics = MetricAccumulator()
-    with torch.no_grad():
-        for x, y, marks, step in dm.val_dataloader():
-            pred = dm.scaler.inverse_transform(forecast(x, marks, step).double())
-            metrics.update(pred, dm.scaler.inverse_transform(y.double()))  # (B, 1, N) each
-    scores = metrics.compute()
+def errors(dm: TimeSeriesDataModule, model: MTGNN | None = None) -> tuple[float, float]:
+    """Validation MSE and RSE in original units of ``model``, or of the last observed value
+    (persistence) without one, scored as the trainer scores (:mod:`tsattn.train.evaluation`)."""
+    val, units = dm.datasets["val"], dict(scaler=dm.scaler, original_units=True)
+    scores = score_last_value(val, **units) if model is None else score_windows(model, val, **units)
     return scores["mse"], scores["rse"]
 
 
@@ -107,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         dm, net = started(settings, horizon, root)
         start = errors(dm, net)
         plain = errors(*started({**settings, "model.revin": False}, horizon, root))
-        last = errors(dm, lambda x, marks, step: x[:, -1:, :])  # (B, P, N) -> (B, 1, N)
+        last = errors(dm)  # persistence
         trained = trained_val_mse(args.cells, args.trained, horizon)
         mean = sum(trained) / len(trained) if trained else float("nan")
         rows.append([
