@@ -17,10 +17,8 @@ Two modes:
 
 ::
 
-    # the README table: ETTh1/ETTh2/ETTm1 with 3 seeds, weather with 2 (CPU-bound)
-    python experiments/benchmark.py --datasets ETTh1,ETTh2,ETTm1 --seeds 3 \\
-        --out experiments/results/benchmark
-    python experiments/benchmark.py --datasets weather --seeds 2 \\
+    # the README table: ETTh1, ETTh2, ETTm1 and weather with 3 seeds each
+    python experiments/benchmark.py --datasets ETTh1,ETTh2,ETTm1,weather --seeds 3 \\
         --out experiments/results/benchmark
     # the recipe search (validation windows only)
     python experiments/benchmark.py --validation-only \\
