@@ -55,3 +55,22 @@ def test_a_cell_selects_on_the_first_windows_and_scores_the_later_ones(
     assert script.run_cell(candidate, "ETTh1", 24, 0, args) == row
     text = script.summary(script.load_rows(tmp_path), "tiny", 0.5)
     assert "| tiny | " in text and "1.0000" in text and "| tiny, closed-form start | " in text
+
+
+def test_forecast_defaults_candidate_is_what_forecast_runs():
+    """The search's reference copies ``FORECAST_DEFAULTS`` by hand (a YAML file cannot import
+    it); if the defaults change, its committed verdict no longer speaks of them."""
+    from pathlib import Path
+
+    import yaml
+
+    from tsattn.api import FORECAST_DEFAULTS
+
+    path = Path(__file__).parents[1] / "experiments/candidates/forecast_defaults.yaml"
+    candidates = yaml.safe_load(path.read_text())["candidates"]
+    reference = next(c["set"] for c in candidates if c["name"] == "forecast-defaults")
+    options = {key.split(".", 1)[1]: value for key, value in reference.items()}
+    # protocol and seq_len stay the benchmark's (tslib, L = 96) so that test windows stay unread
+    expected = {k: v for k, v in FORECAST_DEFAULTS.items() if k not in ("protocol", "seq_len")}
+    assert options == expected
+    assert FORECAST_DEFAULTS["seq_len"] == 96
