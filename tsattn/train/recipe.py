@@ -102,8 +102,7 @@ that scored every candidate on validation windows only
   most of it the start kept on ETTh2 at H=96 by a tie; 0.9967 on the other cells, 1.4 % lower
   on ETTm1 at H=720; over two seeds on four datasets and a third at H=96 on ETTh and ETTm1,
   0.9933: lower on nine of the ten cells where the network was kept, 0.7-2.1 % on weather;
-  off until the
-  benchmark's test split is scored again with it). A seed
+  off until the benchmark's test split is scored again with it). A seed
   ensemble of three recipes (``experiments/seed_ensemble.py``,
   ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
   three times the training, so the recipe trains one model.
