@@ -4,11 +4,14 @@ are scored on later ones whose targets they never saw."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from tests.experiment_scripts import load_experiment
+from tsattn.api import FORECAST_DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +63,6 @@ def test_a_cell_selects_on_the_first_windows_and_scores_the_later_ones(
 def test_forecast_defaults_candidate_is_what_forecast_runs():
     """The search's reference copies ``FORECAST_DEFAULTS`` by hand (a YAML file cannot import
     it); if the defaults change, its committed verdict no longer speaks of them."""
-    from pathlib import Path
-
-    import yaml
-
-    from tsattn.api import FORECAST_DEFAULTS
-
     path = Path(__file__).parents[1] / "experiments/candidates/forecast_defaults.yaml"
     candidates = yaml.safe_load(path.read_text())["candidates"]
     reference = next(c["set"] for c in candidates if c["name"] == "forecast-defaults")
