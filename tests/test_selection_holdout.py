@@ -58,6 +58,26 @@ def test_a_cell_selects_on_the_first_windows_and_scores_the_later_ones(
     assert script.run_cell(candidate, "ETTh1", 24, 0, args) == row
     text = script.summary(script.load_rows(tmp_path), "tiny", 0.5)
     assert "| tiny | " in text and "1.0000" in text and "| tiny, closed-form start | " in text
+    scored, selected = text.split("MSE of the selection windows themselves")
+    assert f"| tiny | {row['scored_mse']:.4f} | 1.0000 |" in scored
+    assert f"| tiny | {row['select_mse']:.4f} | 1.0000 |" in selected
+    assert f"| tiny, closed-form start | {row['start_select_mse']:.4f} |" in selected
+
+
+def test_summary_only_rewrites_the_table_from_the_cells(script, tmp_path):
+    row = {"candidate": "a", "dataset": "ETTh1", "horizon": 96, "seed": 0, "scored_mse": 0.5,
+           "select_mse": 0.4, "start_scored_mse": 0.6, "start_select_mse": 0.45}  # fmt: skip
+    for name, scale in (("a", 1.0), ("b", 0.9)):
+        path = script.cell_path(tmp_path, name, "ETTh1", 96, 0)
+        path.parent.mkdir(parents=True)
+        cell = {**row, "candidate": name, "scored_mse": 0.5 * scale, "select_mse": 0.4 / scale}
+        path.write_text(json.dumps(cell))
+    script.main(["--summary-only", "--out", str(tmp_path), "--reference", "a"])
+    scored, selected = (tmp_path / "summary.md").read_text().split("selection windows themselves")
+    # b: 10 % lower on the later windows, 11 % higher on the ones it selected on
+    assert "| b | 0.4500 | 0.9000 |" in scored and "| b | 0.4444 | 1.1111 |" in selected
+    with pytest.raises(SystemExit):
+        script.main(["--out", str(tmp_path)])  # running cells needs --candidates
 
 
 def test_forecast_defaults_candidate_is_what_forecast_runs():
