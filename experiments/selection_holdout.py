@@ -18,7 +18,9 @@ never read::
 
 Each finished cell is a JSON file under ``<out>/cells/<candidate>/`` and is skipped when rerun,
 so a stopped run continues with the next cell; ``--lock FILE`` holds that file's flock around
-each cell (one CPU-heavy job at a time on a shared machine).
+each cell (one CPU-heavy job at a time on a shared machine). ``<out>/summary.md`` holds the
+scored windows' table and, beside it, the same table over the selection windows (see
+:func:`summary`); ``--summary-only`` rewrites it from the finished cells.
 """
 
 from __future__ import annotations
