@@ -159,9 +159,10 @@ def test_sparse_mix_hop_equals_dense_outputs_and_gradients(
 
 
 @pytest.mark.parametrize("mode", ["sparse", "operator"])
-def test_propagation_passes_gradcheck(mode):
+@pytest.mark.parametrize("depth", [1, 3])  # depth >= 2: the hops that add beta X in place
+def test_propagation_passes_gradcheck(mode, depth):
     adj, support = _sparse_graph(7, 2, dtype=torch.float64)
-    hop = MixHop(2, 3, depth=2, beta=0.1).double()
+    hop = MixHop(2, 3, depth=depth, beta=0.1).double()
     hop.propagation = mode
     x = torch.randn(2, 2, 7, 3, dtype=torch.float64, requires_grad=True)
     a = adj.clone().requires_grad_()

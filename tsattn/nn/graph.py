@@ -139,21 +139,27 @@ class GraphSupport:
 
 
 class _SparsePropagation(torch.autograd.Function):
-    """``out[b, v] = sum_{(v, w) kept} values[(v, w)] h[b, w]`` for ``h (B, N, M)``.
+    """``out[b, v] = sum_{(v, w) kept} values[(v, w)] h[b, w] + beta residual[b, v]`` for
+    ``h (B, N, M)`` (the residual term only where one is given).
 
     Forward and the gradient of ``h`` are row gathers with weights
     (``F.embedding_bag(mode="sum")``, the second one over the transposed support); the gradient
     of the values is the sampled product ``sum_b <grad[b, v], h[b, w]>`` on the kept entries
     only (``torch.sparse.sampled_addmm``). Work and memory scale with the kept entries, not
-    with ``N^2``.
+    with ``N^2``. The residual (mix-hop's ``beta X``) is added into the gathered rows in place,
+    where a separate sum would allocate and fill one more ``(B, N, M)`` buffer per hop
+    (``experiments/bench_speed.py``, electricity-like shape).
     """
 
     @staticmethod
-    def forward(ctx, h, values, support):
+    def forward(ctx, h, values, support, residual=None, beta=0.0):
         batch, nodes, width = h.shape
         ctx.save_for_backward(h, values)
-        ctx.support = support
-        return _gather_rows(h, values, support).view(batch, nodes, width)
+        ctx.support, ctx.beta = support, beta
+        out = _gather_rows(h, values, support)  # (B N, M), a fresh buffer
+        if residual is not None:
+            out.add_(residual.reshape(batch * nodes, width), alpha=beta)
+        return out.view(batch, nodes, width)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -182,7 +188,9 @@ class _SparsePropagation(torch.autograd.Function):
                 pattern, grad_out.view(-1, width), h.view(-1, width).T, beta=0.0
             )
             grad_values = sampled.values().view(batch, -1).sum(0).to(values.dtype)
-        return grad_h, grad_values, None
+        needs_residual = len(ctx.needs_input_grad) > 3 and ctx.needs_input_grad[3]
+        grad_residual = grad_out.mul(ctx.beta) if needs_residual else None
+        return grad_h, grad_values, None, grad_residual, None
 
 
 def _gather_rows(h: torch.Tensor, values: torch.Tensor, support: GraphSupport) -> torch.Tensor:
@@ -320,7 +328,7 @@ class MixHop(nn.Module):
             _accumulate(out, h, self.hop_weight(1))  # += H_1 W_1^T
             for k in range(2, self.depth + 1):
                 # H_k[v] = beta X[v] + sum_{w kept} A'[v, w] H_{k-1}[w]
-                h = torch.add(_SparsePropagation.apply(h, values, support), x_flat, alpha=self.beta)
+                h = _SparsePropagation.apply(h, values, support, x_flat, self.beta)
                 _accumulate(out, h, self.hop_weight(k))  # += H_k W_k^T
             return
         adj = self._normalised(adj).to(x_flat.dtype).expand(batch, nodes, nodes)  # a view
