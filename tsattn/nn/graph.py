@@ -140,7 +140,7 @@ class GraphSupport:
 
 class _SparsePropagation(torch.autograd.Function):
     """``out[b, v] = sum_{(v, w) kept} values[(v, w)] h[b, w] + beta residual[b, v]`` for
-    ``h (B, N, M)`` (the residual term only where one is given).
+    ``h (B, N, M)`` (no residual term where ``residual`` is ``None``).
 
     Forward and the gradient of ``h`` are row gathers with weights
     (``F.embedding_bag(mode="sum")``, the second one over the transposed support); the gradient
@@ -152,7 +152,7 @@ class _SparsePropagation(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, values, support, residual=None, beta=0.0):
+    def forward(ctx, h, values, support, residual, beta):
         batch, nodes, width = h.shape
         ctx.save_for_backward(h, values)
         ctx.support, ctx.beta = support, beta
@@ -188,8 +188,7 @@ class _SparsePropagation(torch.autograd.Function):
                 pattern, grad_out.view(-1, width), h.view(-1, width).T, beta=0.0
             )
             grad_values = sampled.values().view(batch, -1).sum(0).to(values.dtype)
-        needs_residual = len(ctx.needs_input_grad) > 3 and ctx.needs_input_grad[3]
-        grad_residual = grad_out.mul(ctx.beta) if needs_residual else None
+        grad_residual = grad_out.mul(ctx.beta) if ctx.needs_input_grad[3] else None
         return grad_h, grad_values, None, grad_residual, None
 
 
@@ -324,7 +323,7 @@ class MixHop(nn.Module):
             values = self._normalised_values(adj, support)  # (nnz,)
             # H_1 = beta X + A' X: beta folded into the self loops, which every support keeps
             loops = (support.rows == support.cols).to(values.dtype)
-            h = _SparsePropagation.apply(x_flat, values + self.beta * loops, support)
+            h = _SparsePropagation.apply(x_flat, values + self.beta * loops, support, None, 0.0)
             _accumulate(out, h, self.hop_weight(1))  # += H_1 W_1^T
             for k in range(2, self.depth + 1):
                 # H_k[v] = beta X[v] + sum_{w kept} A'[v, w] H_{k-1}[w]
