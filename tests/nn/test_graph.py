@@ -159,7 +159,7 @@ def test_sparse_mix_hop_equals_dense_outputs_and_gradients(
 
 
 @pytest.mark.parametrize("mode", ["sparse", "operator"])
-@pytest.mark.parametrize("depth", [1, 3])  # depth >= 2: the hops that add beta X in place
+@pytest.mark.parametrize("depth", [1, 3])  # 1: no hop adds beta X; 3: two hops add it in place
 def test_propagation_passes_gradcheck(mode, depth):
     adj, support = _sparse_graph(7, 2, dtype=torch.float64)
     hop = MixHop(2, 3, depth=depth, beta=0.1).double()
