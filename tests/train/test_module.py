@@ -192,6 +192,17 @@ def _dft_l1(diff: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(real**2 + imag**2).mean()
 
 
+def test_huber_loss_is_squared_below_one_scaled_unit_and_absolute_above():
+    model = MTGNNConfig(num_nodes=2, seq_len=24, horizon=2, layers=2).to_dict()
+    module = ForecastModule(model, TrainConfig(loss="huber").to_dict())
+    target = torch.zeros(1, 2, 2)
+    pred = torch.tensor([[[0.5, -0.2], [3.0, -2.0]]])
+    # 0.5 e^2 where |e| <= 1, |e| - 0.5 beyond: 0.125, 0.02, 2.5, 1.5
+    expected = torch.tensor((0.125 + 0.02 + 2.5 + 1.5) / 4)
+    torch.testing.assert_close(module._loss(pred, target), expected)
+    torch.testing.assert_close(module.training_loss(pred, target), expected)
+
+
 @pytest.mark.parametrize(("weight", "base"), [(0.0, "l1"), (0.5, "l1"), (1.0, "mse")])
 def test_freq_loss_adds_the_spectrum_error_to_training_only(weight, base):
     model = MTGNNConfig(num_nodes=3, seq_len=24, horizon=6, layers=2).to_dict()

@@ -40,7 +40,7 @@ DERIVED_MODEL_FIELDS = ("num_nodes", "seq_len", "horizon", "time_features")
 # tsattn.train.recipe.resolve_model_options).
 AUTO_MODEL_FIELDS = ("cycle_length",)
 
-LOSSES = ("auto", "mse", "l1")
+LOSSES = ("auto", "mse", "l1", "huber")
 LR_SCHEDULES = ("none", "exponential", "cosine")
 SHORTCUT_INITS = ("least_squares", "weighted_least_squares", "random")
 CYCLE_INITS = ("mean", "zero")
@@ -130,7 +130,9 @@ class DataConfig(_Section):
 class TrainConfig(_Section):
     """How to train.
 
-    ``loss``: ``mse``, ``l1``, or ``auto``: L1 where the long-horizon recipe applies
+    ``loss``: ``mse``, ``l1``, ``huber`` (squared below one scaled unit of error, absolute
+    above: Huber, Ann. Math. Statist. 1964, ``torch.nn.functional.huber_loss`` with
+    ``delta=1``), or ``auto``: L1 where the long-horizon recipe applies
     (:mod:`tsattn.train.recipe`), MSE elsewhere. ``lr``: a number, or ``auto``: the recipe's
     learning rate where it applies, MTGNN's 1e-3 elsewhere. ``lr_schedule``: ``exponential``
     multiplies the learning rate by ``lr_decay`` after every epoch (the Time-Series-Library

@@ -102,6 +102,8 @@ class ForecastModule(pl.LightningModule):
         pred = pred.float()
         if self.train_config.loss == "l1":
             return F.l1_loss(pred, target)
+        if self.train_config.loss == "huber":
+            return F.huber_loss(pred, target, delta=1.0)
         return F.mse_loss(pred, target)  # "mse", and "auto" outside fit_datamodule
 
     def training_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
