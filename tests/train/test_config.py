@@ -26,7 +26,10 @@ def test_yaml_round_trip_and_overrides(tmp_path):
         ("train.lrr=1", "unknown TrainConfig field"),
         ("model.num_nodes=3", "model.num_nodes is set by the data"),
         ("model.mixr=se", "unknown model field"),
-        ("train.loss=huber", "train.loss='huber' is not valid: choose one of auto, mse, l1"),
+        (
+            "train.loss=quantile",
+            "train.loss='quantile' is not valid: choose one of auto, mse, l1, huber",
+        ),
         ("nosuch.key=1", "'nosuch' is not a section"),
         ("train.lr", "write it as section.key=value"),
     ],
