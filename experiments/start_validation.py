@@ -23,12 +23,17 @@ the data's step), each as the trainer scores it
 ``--variants`` scores other fits of the weighted start's shortcut (a larger ridge penalty;
 iteratively reweighted least squares towards the L1 error the recipe trains on; recent windows
 weighted more; a map of reduced rank; the cycle fitted jointly with the map, alternating; one
-map per variable, DLinear's ``individual=True``), all of them or those named by ``--variant``:
+map per variable, DLinear's ``individual=True``; gross outliers left out of the start,
+``train.start_trim``, with the number of window variables left out), all of them or those named
+by ``--variant``:
 
     python experiments/start_validation.py --variants --datasets ETTh1,ETTh2 --horizons 96,720
     python experiments/start_validation.py --variants --variant "per variable" \\
         --datasets ETTh1,ETTh2,ETTm1,weather --horizons 96,192,336,720 \\
         --out experiments/results/start_search/per_variable.md
+    python experiments/start_validation.py --variants --variant "trim 10" --variant "trim 5" \
+        --datasets ETTh1,ETTh2,ETTm1,weather --horizons 96,192,336,720 \
+        --out experiments/results/trim_search/start_only.md
 """
 
 from __future__ import annotations
@@ -67,10 +72,13 @@ def started(
     root: str | None,
     per_variable: bool = False,
     shrink: float = 0.0,
+    trim: float = 0.0,
 ):
-    """The data and the recipe model right after its closed-form start (seed 0); with
+    """The data, the recipe model right after its closed-form start (seed 0) and what
+    :func:`fit_start` fitted (values per part, ``trimmed``: window variables left out); with
     ``per_variable``, one shortcut map per variable (``MTGNNConfig.shortcut_per_variable``),
-    shrunk towards the shared fit by ``shrink`` (``TrainConfig.shortcut_shrink``)."""
+    shrunk towards the shared fit by ``shrink`` (``TrainConfig.shortcut_shrink``); ``trim``
+    leaves gross outliers out of the start (``TrainConfig.start_trim``)."""
     dm = TimeSeriesDataModule(dataset, 96, horizon, batch_size=256, root=root)
     dm.setup()
     options = resolve_model_options("tslib", dm.num_nodes, horizon, {}, "auto", freq=dm.freq)
@@ -79,8 +87,9 @@ def started(
                          time_features=dm.n_time_features, shortcut_per_variable=per_variable,
                          **options)  # fmt: skip
     model = MTGNN(config).eval()
-    fit_start(model, dm.train_dataloader(), weighted=weighted, shrink=shrink)
-    return dm, model
+    fitted = fit_start(model, dm.train_dataloader(), weighted=weighted, shrink=shrink,
+                       trim=trim)  # fmt: skip
+    return dm, model, fitted
 
 
 def scores(
@@ -103,7 +112,7 @@ def scores(
 
 def start_val(dataset: str, horizon: int, weighted: bool, root: str | None) -> tuple[float, float]:
     """Validation MSE and MAE of the recipe model right after its start."""
-    dm, model = started(dataset, horizon, weighted, root)
+    dm, model, _ = started(dataset, horizon, weighted, root)
     return scores(model, dm)
 
 
@@ -217,7 +226,8 @@ def refit_cycle(model: MTGNN, dm: TimeSeriesDataModule) -> None:
 
 # name -> the refits applied in turn to the weighted start (keyword arguments of refit, or
 # {"rank": r} for reduce_rank, or {"cycle": True}: refit_cycle, then refit), or
-# {"per_variable": True, "shrink": s}: the weighted start of the model with one map per variable
+# {"per_variable": True, "shrink": s}: the weighted start of the model with one map per variable;
+# {"trim": t}: the weighted start with gross outliers left out (train.start_trim), its count beside
 VARIANTS: dict[str, list[dict]] = {
     "weighted_least_squares (ridge 1e-4)": [],
     "ridge 0.1": [{"ridge": 0.1}],
@@ -233,6 +243,8 @@ VARIANTS: dict[str, list[dict]] = {
     "per variable, shrunk 1": [{"per_variable": True, "shrink": 1.0}],
     "per variable, shrunk 10": [{"per_variable": True, "shrink": 10.0}],
     "per variable, shrunk 100": [{"per_variable": True, "shrink": 100.0}],
+    "trim 10": [{"trim": 10.0}],
+    "trim 5": [{"trim": 5.0}],
 }
 
 
@@ -243,21 +255,24 @@ def variants(
     ``names``, all by default)."""
     row = [dataset, str(horizon)]
     for steps in (VARIANTS[name] for name in names or VARIANTS):
-        own = next((step for step in steps if "per_variable" in step), {})
-        dm, model = started(dataset, horizon, True, root, per_variable=bool(own),
-                            shrink=own.get("shrink", 0.0))  # fmt: skip
+        own = next((step for step in steps if {"per_variable", "trim"} & step.keys()), {})
+        dm, model, fitted = started(
+            dataset, horizon, True, root, per_variable=own.get("per_variable", False),
+            shrink=own.get("shrink", 0.0), trim=own.get("trim", 0.0),
+        )  # fmt: skip
         for step in steps:
             if "rank" in step:
                 reduce_rank(model, dm, step["rank"])
             elif "cycle" in step:
                 refit_cycle(model, dm)
                 refit(model, dm)
-            elif "per_variable" in step:
+            elif step is own:
                 continue  # a start of its own (above)
             else:
                 refit(model, dm, **step)
         mse, mae = scores(model, dm)
-        row.append(f"{mse:.4f} / {mae:.4f}")
+        left_out = f" ({fitted['trimmed']} left out)" if "trimmed" in fitted else ""
+        row.append(f"{mse:.4f} / {mae:.4f}{left_out}")
     return row
 
 

@@ -23,7 +23,7 @@ def _hourly(rows: int = 1200) -> pd.DataFrame:
 
 
 def test_refit_with_the_trainers_settings_is_the_trainers_start(script):
-    dm, model = script.started(_hourly(), 12, True, None)
+    dm, model, _ = script.started(_hourly(), 12, True, None)
     before = {k: v.clone() for k, v in model.shortcut.state_dict().items()}
     script.refit(model, dm, ridge=1e-4, robust=False)
     for key, value in model.shortcut.state_dict().items():
@@ -33,7 +33,7 @@ def test_refit_with_the_trainers_settings_is_the_trainers_start(script):
 
 
 def test_recency_weights_reduce_to_the_start_when_the_decay_is_long(script):
-    dm, model = script.started(_hourly(), 12, True, None)
+    dm, model, _ = script.started(_hourly(), 12, True, None)
     before = {k: v.clone() for k, v in model.shortcut.state_dict().items()}
     script.refit(model, dm, decay=1e9)  # every window weighted alike again
     for key, value in model.shortcut.state_dict().items():
@@ -43,7 +43,7 @@ def test_recency_weights_reduce_to_the_start_when_the_decay_is_long(script):
 
 
 def test_reduce_rank_projects_the_map_onto_its_leading_directions(script):
-    dm, model = script.started(_hourly(), 12, True, None)
+    dm, model, _ = script.started(_hourly(), 12, True, None)
     before = model.shortcut.linear.weight.clone()  # (H, L)
     script.reduce_rank(model, dm, 12)  # full rank: the same map
     torch.testing.assert_close(model.shortcut.linear.weight, before, atol=1e-5, rtol=1e-4)
@@ -72,7 +72,7 @@ def test_cycle_choice_reports_the_trainers_choice_with_both_scores(script):
 
 
 def test_refit_cycle_is_the_least_squares_cycle_for_the_map_as_it_stands(script):
-    dm, model = script.started(_hourly(), 12, True, None)
+    dm, model, _ = script.started(_hourly(), 12, True, None)
     training = script.in_order(dm)
     before = script.scores(model, dm, training)[0]  # phase means, the trainer's start
     script.refit_cycle(model, dm)
@@ -84,10 +84,25 @@ def test_refit_cycle_is_the_least_squares_cycle_for_the_map_as_it_stands(script)
 
 
 def test_per_variable_variants_start_a_model_with_a_map_per_variable(script):
-    dm, model = script.started(_hourly(), 12, True, None, per_variable=True, shrink=1.0)
+    dm, model, _ = script.started(_hourly(), 12, True, None, per_variable=True, shrink=1.0)
     assert tuple(model.shortcut.linear.weight.shape) == (2, 12, 96)  # (N, H, L)
     row = script.variants(_hourly(), 12, None, ["per variable", "per variable, shrunk 100"])
     assert len(row) == 4
     mse = [float(cell.split(" / ")[0]) for cell in row[2:]]
     alone = script.started(_hourly(), 12, True, None, per_variable=True)[1]
     assert mse[0] == pytest.approx(script.scores(alone, dm)[0], abs=5e-5)
+
+
+def test_trim_variants_report_the_window_variables_they_leave_out(script):
+    """A sentinel in one training row of variable 0: ``trim 10`` leaves out the windows of that
+    variable that hold it (at most L + H of them), and scores the start refitted without them."""
+    frame = _hourly()
+    frame.iloc[300, 0] = -9999.0
+    row = script.variants(frame, 12, None, [next(iter(script.VARIANTS)), "trim 10"])
+    plain, trimmed = row[2:]
+    left_out = int(trimmed.split("(")[1].split()[0])
+    assert 0 < left_out <= 96 + 12 and "left out" not in plain
+    dm, model, fitted = script.started(frame, 12, True, None, trim=10.0)
+    assert fitted["trimmed"] == left_out
+    assert float(trimmed.split(" / ")[0]) == pytest.approx(script.scores(model, dm)[0], abs=5e-5)
+    assert float(trimmed.split(" / ")[0]) < float(plain.split(" / ")[0])

@@ -229,6 +229,57 @@ def test_weighted_start_fits_the_shortcut_with_each_windows_variance_as_weight(t
         assert (weighted(xr) - plain(xr)).abs().max() > 1e-3
 
 
+def test_start_trim_leaves_the_window_variables_with_a_gross_outlier_out_of_the_start(tmp_path):
+    """``start_trim=10``: a -9999 sentinel in one training row of variable 0 (about 20 training
+    standard deviations from its mean) leaves every window whose input or target holds it out
+    of variable 0's phase means and of the shortcut's fit; variable 1 and the other windows
+    are fitted as before. Without the trim, the sentinel pulls variable 0's cycle towards
+    itself."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.nn.shortcut import LinearShortcut
+    from tsattn.train import fit_datamodule
+
+    frame = _daily_frame()
+    frame.iloc[100, 0] = -9999.0
+    dm = TimeSeriesDataModule(frame, 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse",
+                        shortcut_init="least_squares", start_trim=10.0)  # fmt: skip
+    options = {**TINY_MODEL, "cycle_length": 24}
+    result = fit_datamodule(dm, model=options, train=train, run_dir=tmp_path, test=False)
+    model = result.module.model
+    xs, ys, steps = zip(*[(x, y, step) for x, y, _, step in dm.train_dataloader()], strict=True)
+    x, y, step = torch.cat(xs), torch.cat(ys), torch.cat(steps)
+    hit = (x[..., 0] < -10).any(1) | (y[..., 0] < -10).any(1)  # windows holding the sentinel
+    assert 0 < int(hit.sum()) == result.metrics["start_trimmed"]
+    with torch.no_grad():
+        xn, stats = model.revin.normalize(x)
+        yn = model.revin.normalize_target(y, stats)
+    phase = (step[:, None] + torch.arange(48)) % 24  # (B, L)
+    for node, keep in ((0, ~hit), (1, torch.ones_like(hit))):
+        values, phases = xn[keep, :, node].double(), phase[keep]
+        expected = [values[phases == p].mean().item() for p in range(24)]
+        np.testing.assert_allclose(model.cycle.values[:, node].detach(), expected, atol=1e-5)
+    out = hit[:, None, None] & (torch.arange(2) == 0)  # (B, 1, N): variable 0 of those windows
+    reference = LinearShortcut("linear", 48, 12)
+    with torch.no_grad():
+        xr = (xn - model.cycle(step, 0, 48)).masked_fill(out, float("nan"))
+        yr = (yn - model.cycle(step, 48, 12)).masked_fill(out, float("nan"))
+        reference.fit_least_squares([(xr, yr)])
+        torch.testing.assert_close(model.shortcut(xn), reference(xn), atol=1e-4, rtol=1e-4)
+    plain = fit_datamodule(dm, model=options, run_dir=tmp_path / "p", test=False,
+                           train=dataclasses.replace(train, start_trim=0.0))  # fmt: skip
+    assert "start_trimmed" not in plain.metrics
+    cycle, plain_cycle = model.cycle.values.detach(), plain.module.model.cycle.values.detach()
+    torch.testing.assert_close(plain_cycle[:, 1], cycle[:, 1])  # variable 1 has no outlier
+    assert (plain_cycle[:, 0] - cycle[:, 0]).abs().max() > 0.25 * cycle[:, 0].abs().max()
+
+
+def test_negative_start_trim_is_a_value_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.start_trim=-1\.0 must be >= 0"):
+        TrainConfig(start_trim=-1.0)
+
+
 def test_shortcut_lr_scale_zero_keeps_the_closed_form_start_and_trains_the_rest(tmp_path):
     from tsattn.train import fit_datamodule
 

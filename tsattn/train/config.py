@@ -182,7 +182,12 @@ class TrainConfig(_Section):
     with one map per variable (``MTGNNConfig.shortcut_per_variable``) towards the map shared by
     all variables (ridge regression towards the shared fit, relative to each variable's
     regressors: :meth:`~tsattn.nn.shortcut.LinearShortcut.fit_least_squares`); 0 fits each
-    variable alone. ``cycle_init`` starts a model's learned cycle
+    variable alone. ``start_trim`` > 0 leaves out of the closed-form start (cycle and
+    shortcut) every training window's variable whose input or target holds a value more than
+    ``start_trim`` standard deviations from that variable's training mean: a gross outlier, such
+    as a sensor's -9999 sentinel, or a rare spike, would pull the least-squares fit and the
+    phase means to itself (trimmed least squares, Rousseeuw, JASA 1984); the windows still
+    train the model. 0 fits every window. ``cycle_init`` starts a model's learned cycle
     (``MTGNNConfig.cycle_length``) at the mean of each phase over the training windows
     (``mean``; the shortcut is then fitted to what the cycle leaves) or at zero (``zero``, as
     CycleNet does); models without a cycle ignore it. ``shortcut_lr_scale`` is the learning rate
@@ -228,6 +233,7 @@ class TrainConfig(_Section):
     recipe: str = "auto"
     shortcut_init: str = "weighted_least_squares"
     shortcut_shrink: float = 0.0
+    start_trim: float = 0.0
     cycle_init: str = "mean"
     shortcut_lr_scale: float = 1.0
     keep_start: bool = True
@@ -251,6 +257,11 @@ class TrainConfig(_Section):
             raise ValueError(
                 f"train.shortcut_shrink={self.shortcut_shrink} must be >= 0 (0 fits each "
                 "variable's map alone)."
+            )
+        if self.start_trim < 0:
+            raise ValueError(
+                f"train.start_trim={self.start_trim} must be >= 0 (0 fits the start to every "
+                "window)."
             )
         if self.network_decay < 0:
             raise ValueError(

@@ -474,6 +474,7 @@ def fit_start(
     cycle: bool = True,
     weighted: bool = False,
     shrink: float = 0.0,
+    trim: float = 0.0,
 ) -> dict[str, int]:
     """Start ``model``'s closed-form parts at their fit to ``train_loader``'s windows.
 
@@ -487,18 +488,32 @@ def fit_start(
     The windows are read in order (the loader's own shuffling and random state are left alone)
     and normalised as the model normalises them (RevIN, whose affine map is the identity before
     training). ``shrink`` pulls maps per variable towards the shared fit
-    (``TrainConfig.shortcut_shrink``). Returns the number of values fitted by each part; parts
-    the model lacks are left out.
+    (``TrainConfig.shortcut_shrink``). ``trim`` > 0 leaves out of both fits every window's
+    variable whose input or target holds a value more than ``trim`` standard deviations from
+    that variable's mean over the training inputs (:func:`gross_outliers`;
+    ``TrainConfig.start_trim``): least squares and phase means have no defence against a gross
+    outlier. Returns the number of values fitted by each part (parts the model lacks are left
+    out) and, with ``trim``, the number of window variables left out (``trimmed``).
     """
     ordered = torch.utils.data.DataLoader(
         train_loader.dataset, batch_size=256, collate_fn=train_loader.collate_fn
     )
     seq_len, horizon = model.config.seq_len, model.config.horizon
+    bounds = _training_bounds(ordered, trim) if trim > 0 else None
+    trimmed = 0
 
     def windows() -> Iterator[tuple[torch.Tensor, ...]]:
-        """``(x (B, L, N), y (B, H, N), step (B,) | None, variance (B, N))``, normalised."""
+        """``(x (B, L, N), y (B, H, N), step (B,) | None, variance (B, N))``, normalised;
+        the window variables ``trim`` leaves out are NaN, which both fits skip."""
+        nonlocal trimmed
+        trimmed = 0
         with torch.no_grad():
             for x, y, *rest in ordered:
+                if bounds is not None:
+                    out = gross_outliers(x, y, *bounds)  # (B, N)
+                    trimmed += int(out.sum())
+                    x = x.masked_fill(out[:, None, :], math.nan)
+                    y = y.masked_fill(out[:, None, :], math.nan)
                 variance = torch.ones_like(x[:, 0])  # (B, N)
                 if model.revin is not None:
                     x, stats = model.revin.normalize(x)  # (B, L, N)
@@ -519,7 +534,45 @@ def fit_start(
     if shortcut and model.shortcut is not None:
         with torch.no_grad():
             fitted["shortcut"] = model.shortcut.fit_least_squares(residuals(), shrink=shrink)
+    if bounds is not None and fitted:
+        fitted["trimmed"] = trimmed
     return fitted
+
+
+def _training_bounds(
+    loader: torch.utils.data.DataLoader, trim: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The interval ``mean +- trim * std`` of each variable over ``loader``'s input values,
+    ``(low (N,), high (N,))``; sums in float64, non-finite values left out. The global random
+    state is left as it was (iterating a loader draws from it), so that a trim that leaves
+    nothing out changes nothing."""
+    total = square = count = 0.0
+    with torch.random.fork_rng(devices=[]):
+        for x, *_ in loader:
+            values = x.double().reshape(-1, x.shape[-1])  # (B*L, N)
+            finite = values.isfinite()
+            values = torch.where(finite, values, 0.0)
+            total, square = total + values.sum(0), square + (values**2).sum(0)
+            count = count + finite.sum(0)
+    count = torch.as_tensor(count).clamp(min=1)
+    mean = total / count
+    std = (square / count - mean**2).clamp(min=0).sqrt()
+    return (mean - trim * std).float(), (mean + trim * std).float()
+
+
+def gross_outliers(
+    x: torch.Tensor, y: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+) -> torch.Tensor:
+    """``(B, N)``: whether window ``b``'s variable ``n`` holds, in its input ``x (B, L, N)``
+    or target ``y (B, H, N)``, a value outside ``[low[n], high[n]]``.
+
+    >>> low, high = torch.tensor([-3.0, -3.0]), torch.tensor([3.0, 3.0])
+    >>> x = torch.tensor([[[0.0, 1.0], [2.0, -9.0]]])  # one window, two steps, two variables
+    >>> gross_outliers(x, torch.zeros(1, 1, 2), low, high).tolist()
+    [[False, True]]
+    """
+    values = torch.cat([x, y], 1)  # (B, L + H, N)
+    return ((values < low) | (values > high)).any(1)
 
 
 def choose_cycle_length(
@@ -527,9 +580,7 @@ def choose_cycle_length(
     lengths: Sequence[int],
     train_loader: torch.utils.data.DataLoader,
     val_loader: torch.utils.data.DataLoader,
-    *,
-    weighted: bool = False,
-    shrink: float = 0.0,
+    **start: Any,
 ) -> tuple[int, dict[int, float]]:
     """The cycle of ``lengths`` (``MTGNNConfig.cycle_length="auto"``) whose closed-form start
     scores the lowest validation loss, and every candidate's score.
@@ -548,8 +599,7 @@ def choose_cycle_length(
     x, y, *_ = train_loader.dataset[0]
     span = len(train_loader.dataset) + x.shape[0] + y.shape[0] - 1  # steps the windows cover
     candidates = [w for i, w in enumerate(lengths) if i == 0 or 2 * w <= span]
-    scores = start_scores(make_module, candidates, train_loader, val_loader,
-                          weighted=weighted, shrink=shrink)  # fmt: skip
+    scores = start_scores(make_module, candidates, train_loader, val_loader, **start)
     return min(scores, key=lambda w: (scores[w], w)), scores
 
 
@@ -557,9 +607,7 @@ def choose_shortcut_maps(
     make_module: Callable[[bool], ForecastModule],
     train_loader: torch.utils.data.DataLoader,
     val_loader: torch.utils.data.DataLoader,
-    *,
-    weighted: bool = False,
-    shrink: float = 0.0,
+    **start: Any,
 ) -> tuple[bool, dict[bool, float]]:
     """Whether the linear shortcut gets one map per variable
     (``MTGNNConfig.shortcut_per_variable="auto"``): the closed-form start with the map shared
@@ -571,8 +619,7 @@ def choose_shortcut_maps(
     relations, and over-fits where the training months do not carry over to the later ones
     (on ETTh2 it validated 7 % higher at H=720): the held-out windows tell the two apart.
     """
-    scores = start_scores(make_module, (False, True), train_loader, val_loader,
-                          weighted=weighted, shrink=shrink)  # fmt: skip
+    scores = start_scores(make_module, (False, True), train_loader, val_loader, **start)
     return min(scores, key=lambda k: (scores[k], k)), scores
 
 
@@ -581,12 +628,11 @@ def start_scores(
     candidates: Iterable[Any],
     train_loader: torch.utils.data.DataLoader,
     val_loader: torch.utils.data.DataLoader,
-    *,
-    weighted: bool = False,
-    shrink: float = 0.0,
+    **start: Any,
 ) -> dict[Any, float]:
     """The validation score (:func:`mean_loss`) on ``val_loader`` of ``make_module(c)``'s
-    closed-form start (:func:`fit_start` on ``train_loader``) for every candidate ``c`` (``inf``
+    closed-form start (:func:`fit_start` on ``train_loader`` with the keywords ``start``:
+    ``weighted``, ``shrink``, ``trim``) for every candidate ``c`` (``inf``
     where it is not finite). The candidates are built with the global random state saved and
     restored, so the model that then trains starts and sees its batches as it would without the
     choice."""
@@ -594,7 +640,7 @@ def start_scores(
     with torch.random.fork_rng(devices=[]):  # building and iterating the loaders draw from it
         for candidate in candidates:
             module = make_module(candidate)
-            fit_start(module.model, train_loader, weighted=weighted, shrink=shrink)
+            fit_start(module.model, train_loader, **start)
             score = mean_loss(module, val_loader)
             scores[candidate] = math.inf if score is None or not math.isfinite(score) else score
     return scores
@@ -663,6 +709,8 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
 
     has_val = counts.get("val", 0) > 0
     loader = datamodule.train_dataloader()
+    start_options = dict(weighted=cfg.shortcut_init == "weighted_least_squares",
+                         shrink=cfg.shortcut_shrink, trim=cfg.start_trim)  # fmt: skip
     cycle_scores: dict[int, float] = {}
     map_scores: dict[str, float] = {}
 
@@ -673,8 +721,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
             return lengths[0]
         length, scores = choose_cycle_length(
             lambda w: make_module({**options, "cycle_length": w}), lengths, loader,
-            datamodule.val_dataloader(), weighted=cfg.shortcut_init == "weighted_least_squares",
-            shrink=cfg.shortcut_shrink,
+            datamodule.val_dataloader(), **start_options,
         )  # fmt: skip
         cycle_scores.update(scores)
         return length
@@ -686,8 +733,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
             return False
         per_variable, scores = choose_shortcut_maps(
             lambda each: make_module({**options, "shortcut_per_variable": each}), loader,
-            datamodule.val_dataloader(), weighted=cfg.shortcut_init == "weighted_least_squares",
-            shrink=cfg.shortcut_shrink,
+            datamodule.val_dataloader(), **start_options,
         )  # fmt: skip
         map_scores.update({"per_variable" if k else "shared": v for k, v in scores.items()})
         return per_variable
@@ -701,9 +747,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     fitted = {}
     if resume_from is None:
         fitted = fit_start(module.model, loader, shortcut=cfg.shortcut_init != "random",
-                           cycle=cfg.cycle_init == "mean",
-                           weighted=cfg.shortcut_init == "weighted_least_squares",
-                           shrink=cfg.shortcut_shrink)  # fmt: skip
+                           cycle=cfg.cycle_init == "mean", **start_options)  # fmt: skip
     start = None
     if has_val and cfg.keep_start and (fitted or resume_from is not None):
         # a resumed run restores its scores
@@ -732,6 +776,8 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     metrics.update({f"start_val_loss_cycle{w}": score for w, score in cycle_scores.items()})
     metrics.update({f"start_val_loss_{maps}_maps": score for maps, score in map_scores.items()})
+    if "trimmed" in fitted:
+        metrics["start_trimmed"] = float(fitted["trimmed"])
     best_score = float(best.best_model_score) if best_path else math.inf
     keep = False
     if start is not None and start.score is not None:
