@@ -165,7 +165,8 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         "start_val_loss": {k: v for k, v in metrics.items() if k.startswith("start_val_loss")},
         # the closed-form start is the model (train.keep_start), and the scores that decided it
         "kept_start": result.kept_start,
-        "start_trimmed": metrics.get("start_trimmed"),  # window variables train.start_trim left out
+        # the window variables train.start_trim left out of the start
+        "start_trimmed": int(metrics["start_trimmed"]) if "start_trimmed" in metrics else None,
         "best_val_loss": {k: v for k, v in metrics.items() if k.startswith("best_val_loss")},
         "model": result.module.model_config.to_dict(),
         "train": cfg.train.to_dict(),
