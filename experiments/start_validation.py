@@ -381,8 +381,8 @@ def other_fits(args: argparse.Namespace, root: str | None) -> None:
     header = (
         f"cpu, torch {torch.__version__}; tslib protocol, L=96; validation MSE / MAE in scaled "
         "units, every validation window, of the recipe's closed-form start (daily cycle at its "
-        "phase means, shortcut fitted to what it leaves) with the shortcut fitted each way; "
-        "none of these fits became the default"
+        "phase means, shortcut fitted to what it leaves) with the shortcut fitted each way (the "
+        "trims refit the cycle too); none of these fits became the default"
     )
     first = next(iter(VARIANTS))
     names = [first, *(v for v in args.variant or VARIANTS if v != first)]
