@@ -119,7 +119,7 @@ that scored every candidate on validation windows only
   outlier (``TrainConfig.start_trim=10``: it leaves nothing out on ETTh1, ETTh2 and ETTm1 and
   lowers the validation MSE of weather's start alone by 1.8-3.2 %, but trained it scored
   1.0006 of the recipe on weather; with the closed-form parts kept at their start, 0.9995
-  with the trim and 0.9975 without it, a lead on weather left for the test split). A seed
+  with the trim and 0.9992 without it). A seed
   ensemble of three recipes (``experiments/seed_ensemble.py``,
   ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
   three times the training, so the recipe trains one model.
