@@ -31,8 +31,8 @@ by ``--variant``:
     python experiments/start_validation.py --variants --variant "per variable" \\
         --datasets ETTh1,ETTh2,ETTm1,weather --horizons 96,192,336,720 \\
         --out experiments/results/start_search/per_variable.md
-    python experiments/start_validation.py --variants --variant "trim 10" --variant "trim 5" \
-        --datasets ETTh1,ETTh2,ETTm1,weather --horizons 96,192,336,720 \
+    python experiments/start_validation.py --variants --variant "trim 10" --variant "trim 5" \\
+        --datasets ETTh1,ETTh2,ETTm1,weather --horizons 96,192,336,720 \\
         --out experiments/results/trim_search/start_only.md
 """
 
