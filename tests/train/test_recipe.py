@@ -38,6 +38,24 @@ def test_asking_for_the_graph_turns_channel_independence_off():
     assert resolved["graph"] is True and resolved["channel_independent"] is False
 
 
+def test_recipe_learns_the_graph_of_data_with_many_variables_only():
+    from tsattn.train.recipe import GRAPH_FROM
+
+    few = resolve_model_options("tslib", GRAPH_FROM - 1, 96, {}, freq="h")
+    many = resolve_model_options("tslib", GRAPH_FROM, 96, {}, freq="h")
+    assert few["graph"] is False and few["channel_independent"] is True
+    assert many["graph"] is True and many["channel_independent"] is False
+    assert resolve_model_options("tslib", 21, 720, {})["graph"] is True  # at every horizon
+
+
+def test_turning_the_graph_off_on_many_variables_trains_them_each_on_their_own():
+    for options in ({"graph": False}, {"channel_independent": True}):
+        resolved = resolve_model_options("tslib", 21, 96, options)
+        assert resolved["graph"] is False and resolved["channel_independent"] is True
+    both = resolve_model_options("tslib", 21, 96, {"graph": False, "channel_independent": False})
+    assert both["graph"] is False and both["channel_independent"] is False
+
+
 def test_unknown_recipe_is_a_value_error_naming_the_setting():
     with pytest.raises(ValueError, match=r"train\.recipe='best' is not valid"):
         TrainConfig(recipe="best")
