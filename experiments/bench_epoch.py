@@ -8,8 +8,9 @@ each (``--models``):
 - ``default``: the default ``MTGNNConfig`` (learned graph over the 321 variables, RevIN,
   affine LayerNorms), trained with MSE at MTGNN's learning rate;
 - ``recipe``: what ``tsattn fit --data electricity`` trains under the tslib protocol, the
-  long-horizon recipe's model (:func:`tsattn.train.recipe.resolve_model_options`: channel
-  independent, linear shortcut, daily cycle) with the recipe's loss and learning rate.
+  long-horizon recipe's model (:func:`tsattn.train.recipe.resolve_model_options`: on 321
+  variables the learned graph, ``GRAPH_FROM``; narrow layers, linear shortcut, daily cycle)
+  with the recipe's loss and learning rate.
 
 Every step is a full training step (forward, loss, backward, Adam), as ``tsattn fit`` runs it
 without Lightning's bookkeeping. Each model runs twice: with freed memory kept for the next step

@@ -30,7 +30,7 @@ def etth1(data_dir) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(etth1) -> Forecaster:
-    # graph=True: a graph model (the recipe's channel-independent model learns no graph)
+    # graph=True: a graph model (on 7 variables the recipe runs each on its own, without one)
     return Forecaster(**TINY, graph=True, test_fraction=0.2).fit(etth1.iloc[:700])
 
 

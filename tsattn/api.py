@@ -53,6 +53,7 @@ from tsattn.train.intervals import (
     interval_columns,
     window_scale,
 )
+from tsattn.train.recipe import GRAPH_FROM
 from tsattn.train.trainer import TrainResult, build_datamodule, fit_config, scaler_affine
 
 if TYPE_CHECKING:
@@ -476,8 +477,8 @@ class Forecaster:
         if not model.config.graph:
             raise ValueError(
                 "this model was trained with graph=False: it learns no graph. Fit with "
-                "graph=True to learn one (the long-horizon recipe's channel-independent model has "
-                "none)."
+                "graph=True to learn one (the long-horizon recipe learns one from "
+                f"{GRAPH_FROM} variables on and runs fewer each on its own)."
             )
         adjacency = model.adjacency().cpu().double().numpy()  # (N, N)
         return pd.DataFrame(

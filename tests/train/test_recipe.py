@@ -82,6 +82,20 @@ def test_fit_trains_the_recipe_model_with_the_resolved_loss(tmp_path):
     assert result.module.model_config.channel_independent is True
 
 
+def test_fit_learns_the_graph_of_data_with_many_variables(tmp_path):
+    from tests.train.conftest import TINY_MODEL
+    from tests.train.toy import ToyDataModule
+    from tsattn.train import fit_datamodule
+    from tsattn.train.recipe import GRAPH_FROM
+
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0)
+    data = ToyDataModule(protocol="holdout", num_nodes=GRAPH_FROM)
+    result = fit_datamodule(data, model=TINY_MODEL, train=train, run_dir=tmp_path)
+    config = result.module.model_config
+    assert config.graph is True and config.channel_independent is False
+    assert result.module.model.adjacency().shape == (GRAPH_FROM, GRAPH_FROM)
+
+
 def test_fit_config_trains_with_the_runs_model_train_and_data_settings(tmp_path):
     from tests.train.conftest import TINY_MODEL
     from tests.train.toy import ToyDataModule

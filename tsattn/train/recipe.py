@@ -128,7 +128,8 @@ that scored every candidate on validation windows only
   outlier (``TrainConfig.start_trim=10``: it leaves nothing out on ETTh1, ETTh2 and ETTm1 and
   lowers the validation MSE of weather's start alone by 1.8-3.2 %, but trained it scored
   1.0006 of the recipe on weather; with the closed-form parts kept at their start, 0.9995
-  with the trim and 0.9992 without it). A seed
+  with the trim and 0.9992 without it); the twenty-sixth chose the learned graph
+  from :data:`GRAPH_FROM` variables on (first item above). A seed
   ensemble of three recipes (``experiments/seed_ensemble.py``,
   ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
   three times the training, so the recipe trains one model.
