@@ -86,6 +86,8 @@ def test_dlinear_shortcut_is_trend_map_plus_remainder_map():
         (dict(cycle_length=-1), "cycle_length must be an int >= 0"),
         (dict(cycle_length="auto"), "cycle_length must be an int >= 0 .*'auto' is for the trainer"),
         (dict(head_stride=0), "head_stride must be an int >= 1"),
+        (dict(input_scales=(4,)), "input_scales must hold odd ints >= 3"),
+        (dict(input_scales=(1,)), "input_scales must hold odd ints >= 3"),
     ],
 )
 def test_bad_switches_raise_value_errors_naming_the_setting(options, message):
@@ -117,6 +119,42 @@ def test_head_stride_at_least_the_horizon_keeps_the_first_and_last_step_as_knots
     model = MTGNN(MTGNNConfig(**SMALL, graph=False, head_stride=50))
     assert model.head[-1].out_channels == 2
     assert model(torch.randn(2, 24, 4)).shape == (2, 6, 4)
+
+
+def test_input_scales_feed_the_moving_averages_between_the_series_and_the_marks():
+    """Each of ``input_scales`` adds an input channel after the series and before the calendar
+    marks: the series' centred moving average over that many steps."""
+    torch.manual_seed(0)
+    options = dict(SMALL, graph=False, revin=False, dropout=0.0, time_features=2)
+    model = MTGNN(MTGNNConfig(**options, input_scales=(5, 9))).eval()
+    assert model.start_conv.in_channels == 1 + 2 + 2
+    seen = []
+    model.start_conv.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x, marks = torch.randn(3, 24, 4), torch.randn(3, 24, 2)
+    out = model(x, marks)
+    h = seen[0]  # (B, 1 + S + F, N, T)
+    torch.testing.assert_close(h[:, 0], x.transpose(1, 2))
+    torch.testing.assert_close(h[:, 1], moving_average(x, 5).transpose(1, 2))
+    torch.testing.assert_close(h[:, 2], moving_average(x, 9).transpose(1, 2))
+    torch.testing.assert_close(h[:, 3:], marks.transpose(1, 2).unsqueeze(2).expand(-1, -1, 4, -1))
+
+    # With the averages' weights at zero it is the plain model: nothing else reads them.
+    plain = MTGNN(MTGNNConfig(**options)).eval()
+    kept = [0, 3, 4]  # the series and the marks
+    state = model.state_dict()
+    for name in ("start_conv.weight", "fusion.convs.0.weight"):
+        model.state_dict()[name][:, 1:3] = 0.0
+        state[name] = state[name][:, kept]
+    plain.load_state_dict(state)
+    torch.testing.assert_close(model(x, marks), plain(x, marks))
+    assert not torch.allclose(out, plain(x, marks))
+
+
+def test_input_scales_round_trip_and_run_channel_independent():
+    cfg = MTGNNConfig(**SMALL, graph=False, channel_independent=True, input_scales=[5, 25])
+    assert cfg.input_scales == (5, 25) and cfg.to_dict()["input_scales"] == [5, 25]
+    assert MTGNNConfig.from_dict(cfg.to_dict()) == cfg
+    assert MTGNN(cfg)(torch.randn(2, 24, 4)).shape == (2, 6, 4)
 
 
 def test_cycle_is_read_at_each_windows_phase():

@@ -32,7 +32,7 @@ from tsattn.nn.fusion import create_fusion
 from tsattn.nn.graph import GraphLearner, MixHop, mix_hop_pair
 from tsattn.nn.mixers import create_mixer
 from tsattn.nn.revin import RevIN
-from tsattn.nn.shortcut import SHORTCUTS, LinearShortcut
+from tsattn.nn.shortcut import SHORTCUTS, LinearShortcut, moving_average
 from tsattn.nn.temporal import GatedTemporalConv, receptive_field
 
 __all__ = ["MTGNN", "PRESETS", "MTGNNConfig"]
@@ -202,7 +202,11 @@ class MTGNNConfig:
     cycle reads each window's grid position, ``forward``'s ``step``), ``head_stride`` (the deep
     path forecasts every ``head_stride``-th step of the horizon and interpolates linearly
     between those knots: N-HiTS' hierarchical interpolation, Challu et al., AAAI 2023,
-    https://arxiv.org/abs/2201.12886; 1 forecasts every step, as MTGNN does).
+    https://arxiv.org/abs/2201.12886; 1 forecasts every step, as MTGNN does), ``input_scales``
+    (the gated TCN reads, beside each series, its centred moving averages over these odd
+    numbers of steps, one input channel each: the series at coarser scales, as TimeMixer mixes
+    them, Wang et al., ICLR 2024, https://arxiv.org/abs/2405.14616; empty reads the series
+    alone).
 
     >>> cfg = MTGNNConfig(num_nodes=7, seq_len=96, horizon=24, mixer="identity")
     >>> MTGNNConfig.from_dict(cfg.to_dict()) == cfg
@@ -240,9 +244,11 @@ class MTGNNConfig:
     shortcut_per_variable: bool = False
     cycle_length: int = 0
     head_stride: int = 1
+    input_scales: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.kernel_set = tuple(int(k) for k in self.kernel_set)
+        self.input_scales = tuple(self.input_scales)
         self.mixer_kwargs = dict(self.mixer_kwargs)
         self.fusion_kwargs = dict(self.fusion_kwargs)
         checks = [
@@ -278,6 +284,9 @@ class MTGNNConfig:
              "trainer, which sets it from the data's step)"),
             (isinstance(self.head_stride, int) and self.head_stride >= 1,
              "head_stride must be an int >= 1 (1 forecasts every step of the horizon)"),
+            (all(isinstance(k, int) and k >= 3 and k % 2 == 1 for k in self.input_scales),
+             "input_scales must hold odd ints >= 3 (the steps of each centred moving average "
+             "the network reads beside the series)"),
             (not (self.channel_independent and self.graph),
              "channel_independent=True runs every variable on its own, so it needs graph=False"),
         ]  # fmt: skip
@@ -291,7 +300,8 @@ class MTGNNConfig:
             for f in dataclasses.fields(self)
             if f.name in ("num_nodes", "seq_len", "horizon", "layers", "kernel_set",
                           "dilation_exponential", "conv_channels", "dropout", "graph",
-                          "channel_independent", "linear_shortcut", "cycle_length", "head_stride")
+                          "channel_independent", "linear_shortcut", "cycle_length", "head_stride",
+                          "input_scales")
         )  # fmt: skip
 
     @property
@@ -302,6 +312,7 @@ class MTGNNConfig:
         """Plain Python values only (lists for tuples), safe for YAML and JSON."""
         out = dataclasses.asdict(self)
         out["kernel_set"] = list(self.kernel_set)
+        out["input_scales"] = list(self.input_scales)
         return out
 
     @classmethod
@@ -335,7 +346,7 @@ class MTGNN(nn.Module):
     def __init__(self, config: MTGNNConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        in_dim = 1 + cfg.time_features
+        in_dim = 1 + len(cfg.input_scales) + cfg.time_features
         self.input_length = max(cfg.seq_len, cfg.receptive_field)
         # the head's outputs: the horizon's steps 0, s, 2 s, ... up to the first at or past
         # its last step (all H steps when s = 1)
@@ -474,11 +485,15 @@ class MTGNN(nn.Module):
             x = x.transpose(1, 2).reshape(batch * nodes, steps, 1)  # (B, T, N) -> (B*N, T, 1)
             if cfg.time_features:
                 x_mark = x_mark.repeat_interleave(nodes, dim=0)  # (B, T, F) -> (B*N, T, F)
-        h = x.transpose(1, 2).unsqueeze(1)  # (B', T, N') -> (B', 1, N', T)
+        if cfg.input_scales:  # (B', T, N') -> (B', T, N', 1 + S): the series, then its averages
+            x = torch.stack([x, *(moving_average(x, k) for k in cfg.input_scales)], dim=3)
+            h = x.permute(0, 3, 2, 1)  # (B', T, N', 1 + S) -> (B', 1 + S, N', T)
+        else:
+            h = x.transpose(1, 2).unsqueeze(1)  # (B', T, N') -> (B', 1, N', T)
         if cfg.time_features:
             marks = x_mark.transpose(1, 2).unsqueeze(2)  # (B', T, F) -> (B', F, 1, T)
             marks = marks.expand(-1, -1, self.node_count, -1)  # -> (B', F, N', T)
-            h = torch.cat([h, marks.to(h.dtype)], dim=1)  # -> (B, 1 + F, N, T)
+            h = torch.cat([h, marks.to(h.dtype)], dim=1)  # -> (B, 1 + S + F, N, T)
         if h.size(3) < self.input_length:
             h = F.pad(h, (self.input_length - h.size(3), 0))  # (B, D, N, T) -> (B, D, N, RF)
 
