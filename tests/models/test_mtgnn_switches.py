@@ -312,6 +312,86 @@ def test_model_with_maps_per_variable_forecasts_each_variable_with_its_own_map()
     assert MTGNNConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_cross_variable_maps_read_every_variables_look_back():
+    """Each forecast variable's map covers every variable's window: a change in one variable's
+    input moves every variable's forecast, as the explicit sum over variables says."""
+    torch.manual_seed(0)
+    shortcut = LinearShortcut("linear", seq_len=24, horizon=6, num_nodes=3, cross_variable=True)
+    weight = shortcut.linear.weight.view(3, 6, 3, 24)  # (N out, H, N in, L)
+    x = torch.randn(5, 24, 3)
+    expected = torch.einsum("bln,mhnl->bhm", x, weight) + shortcut.linear.bias.T  # (B, H, N)
+    torch.testing.assert_close(shortcut(x), expected, atol=1e-5, rtol=1e-5)
+    changed = x.clone()
+    changed[..., 2] += 1.0
+    assert ((shortcut(changed) - shortcut(x)).abs().amax(dim=(0, 1)) > 1e-3).all()
+
+
+def test_cross_variable_start_recovers_a_relation_between_variables():
+    """The closed-form fit of cross-variable maps finds a forecast that reads another
+    variable (variable 0 repeats variable 1 three steps later), which a map of the variable's
+    own window cannot; by default it is the fit with the penalty CROSS_RIDGE."""
+    from tsattn.nn.shortcut import CROSS_RIDGE
+
+    torch.manual_seed(0)
+    x, y = torch.randn(200, 24, 2), torch.randn(200, 6, 2)
+    y[:, :3, 0] = x[:, -3:, 1]  # variable 0's next 3 steps repeat variable 1's last 3
+    cross = LinearShortcut("linear", seq_len=24, horizon=6, num_nodes=2, cross_variable=True)
+    cross.fit_least_squares([(x, y)], ridge=0.0)
+    own = LinearShortcut("linear", seq_len=24, horizon=6, num_nodes=2)
+    own.fit_least_squares([(x, y)], ridge=0.0)
+    # the first 3 steps of variable 0 follow from variable 1's last inputs
+    torch.testing.assert_close(cross(x)[:, :3, 0], y[:, :3, 0], atol=1e-4, rtol=1e-4)
+    assert (own(x)[:, :3, 0] - y[:, :3, 0]).abs().mean() > 0.3
+    default = LinearShortcut("linear", seq_len=24, horizon=6, num_nodes=2, cross_variable=True)
+    default.fit_least_squares([(x, y)])
+    cross.fit_least_squares([(x, y)], ridge=CROSS_RIDGE)
+    torch.testing.assert_close(default(x), cross(x))
+    with pytest.raises(ValueError, match="no shared map to shrink towards"):
+        cross.fit_least_squares([(x, y)], shrink=1.0)
+
+
+def test_model_with_cross_variable_maps_mixes_variables_only_in_the_shortcut():
+    """A channel-independent network beside cross-variable maps: with the maps at zero the
+    forecast of a variable ignores the others, with them it does not; the config round-trips
+    and the model trains."""
+    cfg = MTGNNConfig(**SMALL, graph=False, channel_independent=True, linear_shortcut="linear",
+                      shortcut_cross_variable=True)  # fmt: skip
+    assert MTGNNConfig.from_dict(cfg.to_dict()) == cfg
+    torch.manual_seed(0)
+    model = MTGNN(cfg).eval()
+    assert tuple(model.shortcut.linear.weight.shape) == (4, 6, 4 * 24)  # (N, H, N * L)
+    x = torch.randn(2, 24, 4)
+    changed = x.clone()
+    changed[..., 1:] += torch.randn(2, 24, 3)
+    assert not torch.allclose(model(x)[..., 0], model(changed)[..., 0])
+    with torch.no_grad():
+        model.shortcut.linear.weight.zero_()
+    torch.testing.assert_close(model(x)[..., 0], model(changed)[..., 0])
+    model.train()
+    loss = model(x).pow(2).mean()
+    loss.backward()
+    assert model.shortcut.linear.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(shortcut_cross_variable=True), "shortcut_cross_variable=True .* needs linear_sh"),
+        (dict(linear_shortcut="dlinear", shortcut_cross_variable=True),
+         "shortcut_cross_variable=True .* needs linear_shortcut='linear'"),
+        (dict(linear_shortcut="linear", shortcut_cross_variable=True,
+              shortcut_per_variable=True), "shortcut_cross_variable=True already gives"),
+        (dict(linear_shortcut="linear", shortcut_cross_variable="auto"),
+         "shortcut_cross_variable must be true or false"),
+    ],
+)  # fmt: skip
+def test_bad_cross_variable_settings_raise_value_errors_naming_the_setting(options, message):
+    with pytest.raises(ValueError, match=message):
+        MTGNNConfig(**SMALL, **options)
+    with pytest.raises(ValueError, match="need kind='linear' and the number of variables"):
+        LinearShortcut("dlinear", 24, 6, num_nodes=4, cross_variable=True)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -566,10 +566,50 @@ def test_auto_maps_per_variable_are_kept_where_their_start_validates_better(tmp_
         torch.testing.assert_close(auto.module.model.state_dict()[key], value, atol=1e-9, rtol=0)
 
 
+def _leading_frame(rows: int = 900) -> pd.DataFrame:
+    """Two hourly variables, the first repeating the second four hours later: a map of each
+    variable's own window cannot forecast the first; one that reads both can."""
+    g = np.random.default_rng(3)
+    lead = np.zeros(rows + 4)
+    for t in range(1, rows + 4):
+        lead[t] = 0.8 * lead[t - 1] + g.normal(0, 1.0)
+    values = np.stack([lead[:rows] + g.normal(0, 0.05, rows), lead[4:]], 1)
+    return pd.DataFrame(values, index=pd.date_range("2024-01-01", periods=rows, freq="h"))
+
+
+def test_auto_cross_variable_maps_are_kept_where_their_start_validates_better(
+    tmp_path, monkeypatch
+):
+    """With both switches ``"auto"``, the trainer scores the shared map, maps per variable and
+    cross-variable maps, and keeps the best; data of more than CROSS_MAX_INPUTS inputs do not
+    score the cross-variable maps at all."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+    from tsattn.train import trainer as trainer_module
+
+    dm = TimeSeriesDataModule(_leading_frame(), 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    model = {**TINY_MODEL, "cycle_length": 0, "shortcut_per_variable": "auto",
+             "shortcut_cross_variable": "auto"}  # fmt: skip
+    auto = fit_datamodule(dm, model=model, train=train, run_dir=tmp_path / "a", test=False)
+    config = auto.module.model_config
+    assert config.shortcut_cross_variable is True and config.shortcut_per_variable is False
+    scores = {name: auto.metrics[f"start_val_loss_{name}_maps"]
+              for name in ("shared", "per_variable", "cross_variable")}  # fmt: skip
+    assert scores["cross_variable"] < min(scores["shared"], scores["per_variable"])
+    assert auto.metrics["start_val_loss"] == pytest.approx(scores["cross_variable"], rel=1e-6)
+    monkeypatch.setattr(trainer_module, "CROSS_MAX_INPUTS", 2 * 48 - 1)
+    capped = fit_datamodule(dm, model=model, train=train, run_dir=tmp_path / "c", test=False)
+    assert capped.module.model_config.shortcut_cross_variable is False
+    assert "start_val_loss_cross_variable_maps" not in capped.metrics
+
+
 def test_auto_maps_resolve_to_the_shared_map_without_a_choice_to_make():
-    def choose(options):
+    def choose(options, keys):
         assert options["shortcut_per_variable"] is False  # candidates are built from here
-        return True
+        assert keys == ["shortcut_per_variable"]
+        return "shortcut_per_variable"
 
     auto = {"shortcut_per_variable": "auto"}
     assert resolve_model_options("tslib", 7, 96, auto, choose_maps=choose)[
@@ -580,3 +620,14 @@ def test_auto_maps_resolve_to_the_shared_map_without_a_choice_to_make():
     # recipe "none": MTGNN's own model has no linear shortcut to give maps to
     assert resolve_model_options("tslib", 7, 96, auto, recipe="none", choose_maps=choose)[
         "shortcut_per_variable"] is False  # fmt: skip
+    both = {"shortcut_per_variable": "auto", "shortcut_cross_variable": "auto"}
+    seen = []
+    resolved = resolve_model_options(
+        "tslib", 7, 96, both, choose_maps=lambda options, keys: seen.append(keys)
+    )
+    assert seen == [["shortcut_per_variable", "shortcut_cross_variable"]]
+    assert not resolved["shortcut_per_variable"] and not resolved["shortcut_cross_variable"]
+    # DLinear's shortcut has no cross-variable form: only maps per variable are candidates
+    resolve_model_options("tslib", 7, 96, {**both, "linear_shortcut": "dlinear"},
+                          choose_maps=lambda options, keys: seen.append(keys))  # fmt: skip
+    assert seen[-1] == ["shortcut_per_variable"]

@@ -197,7 +197,9 @@ class MTGNNConfig:
 
     The recipe switches: ``channel_independent`` (PatchTST), ``linear_shortcut``,
     ``decomposition_kernel`` and ``shortcut_per_variable`` (one map per variable, DLinear's
-    ``individual=True``; :mod:`tsattn.nn.shortcut`), ``cycle_length`` (a learned periodic
+    ``individual=True``; :mod:`tsattn.nn.shortcut`), ``shortcut_cross_variable`` (the map of
+    each variable reads every variable's look-back: the channel-dependent linear model, beside
+    a network that may stay channel-independent), ``cycle_length`` (a learned periodic
     component of that many steps, CycleNet: :mod:`tsattn.nn.cycle`; 0 is off, and a model with a
     cycle reads each window's grid position, ``forward``'s ``step``), ``head_stride`` (the deep
     path forecasts every ``head_stride``-th step of the horizon and interpolates linearly
@@ -242,6 +244,7 @@ class MTGNNConfig:
     linear_shortcut: str = "none"
     decomposition_kernel: int = 25
     shortcut_per_variable: bool = False
+    shortcut_cross_variable: bool = False
     cycle_length: int = 0
     head_stride: int = 1
     input_scales: tuple[int, ...] = ()
@@ -279,6 +282,15 @@ class MTGNNConfig:
             (not (self.shortcut_per_variable and self.linear_shortcut == "none"),
              "shortcut_per_variable=True gives a linear shortcut one map per variable, so it "
              "needs linear_shortcut='linear' or 'dlinear'"),
+            (isinstance(self.shortcut_cross_variable, bool),
+             "shortcut_cross_variable must be true or false ('auto' is for the trainer, "
+             "which scores the starts on the validation windows)"),
+            (not (self.shortcut_cross_variable and self.linear_shortcut != "linear"),
+             "shortcut_cross_variable=True maps every variable's look-back to each forecast, "
+             "so it needs linear_shortcut='linear'"),
+            (not (self.shortcut_cross_variable and self.shortcut_per_variable),
+             "shortcut_cross_variable=True already gives each variable its own map: set "
+             "shortcut_per_variable=False"),
             (isinstance(self.cycle_length, int) and self.cycle_length >= 0,
              "cycle_length must be an int >= 0 (0 turns the cycle off; 'auto' is for the "
              "trainer, which sets it from the data's step)"),
@@ -362,7 +374,10 @@ class MTGNN(nn.Module):
                 cfg.seq_len,
                 cfg.horizon,
                 cfg.decomposition_kernel,
-                num_nodes=cfg.num_nodes if cfg.shortcut_per_variable else None,
+                num_nodes=cfg.num_nodes
+                if cfg.shortcut_per_variable or cfg.shortcut_cross_variable
+                else None,
+                cross_variable=cfg.shortcut_cross_variable,
             )
             if cfg.linear_shortcut != "none"
             else None

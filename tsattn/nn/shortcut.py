@@ -9,7 +9,12 @@
   to the horizon by its own shared ``nn.Linear(L, H)``, and the two forecasts are added.
 
 The maps are shared across variables (DLinear's ``individual=False``), or, with ``num_nodes``
-given, one per variable (DLinear's ``individual=True``; :class:`PerVariableLinear`). Departure:
+given, one per variable (DLinear's ``individual=True``; :class:`PerVariableLinear`), or, with
+``cross_variable`` too, one per forecast variable that reads every variable's look-back
+(:class:`CrossVariableLinear`, the channel-dependent linear model of Han et al., "The Capacity
+and Robustness Trade-off: Revisiting the Channel Independent Strategy for Multivariate Time
+Series Forecasting", TKDE 2024, https://arxiv.org/abs/2304.05206: more capacity, less
+robustness to a shift between the training and later months). Departure:
 both paths are initialised as in ``nn.Linear`` (DLinear's official code sets every weight to
 ``1 / L``, a moving average of the whole window).
 
@@ -35,9 +40,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SHORTCUTS", "LinearShortcut", "PerVariableLinear", "moving_average"]
+__all__ = [
+    "CROSS_RIDGE",
+    "SHORTCUTS",
+    "CrossVariableLinear",
+    "LinearShortcut",
+    "PerVariableLinear",
+    "moving_average",
+]
 
 SHORTCUTS = ("none", "linear", "dlinear")
+#: relative ridge penalty of the closed-form fit of cross-variable maps (``N * L`` regressors
+#: each): the start of the recipe validated lowest at 1 of 0.1, 1 and 10
+#: (experiments/results/start_search/cross_ridge.md); the other maps keep ``1e-4``
+CROSS_RIDGE = 1.0
+#: relative ridge penalty of the closed-form fit of the other maps (keeps DLinear's two
+#: collinear parts solvable; a larger one validated worse, experiments/results/start_search)
+OWN_RIDGE = 1e-4
 
 
 def moving_average(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -70,9 +89,37 @@ class PerVariableLinear(nn.Module):
         return torch.einsum("bnl,nhl->bnh", x, self.weight) + self.bias  # (B, N, H)
 
 
+class CrossVariableLinear(nn.Module):
+    """``(B, N, L) -> (B, N, H)``: the forecast of each of ``N`` variables is a linear map of
+    every variable's ``L`` inputs, stored as ``weight (N, H, N * L)`` (the inputs in the order of
+    ``x.flatten(1)``: variable by variable) and ``bias (N, H)``, initialised as ``nn.Linear``.
+
+    >>> layer = CrossVariableLinear(3, 8, 4)
+    >>> layer(torch.randn(2, 3, 8)).shape
+    torch.Size([2, 3, 4])
+    """
+
+    def __init__(self, num_nodes: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.num_nodes, self.out_features = num_nodes, out_features
+        self.in_features = num_nodes * in_features  # what each forecast variable reads
+        bound = self.in_features**-0.5
+        self.weight = nn.Parameter(torch.empty(num_nodes, out_features, self.in_features))
+        self.bias = nn.Parameter(torch.empty(num_nodes, out_features))
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes, horizon = self.num_nodes, self.out_features
+        weight = self.weight.reshape(nodes * horizon, self.in_features)  # one matrix product
+        out = F.linear(x.flatten(1), weight, self.bias.reshape(-1))  # (B, N * L) -> (B, N * H)
+        return out.view(x.size(0), nodes, horizon)  # (B, N * H) -> (B, N, H)
+
+
 class LinearShortcut(nn.Module):
     """``(B, L, N) -> (B, H, N)``: ``linear`` or ``dlinear`` (see the module docstring), its
-    maps shared by every variable, or one per variable when ``num_nodes`` is given."""
+    maps shared by every variable, or one per variable when ``num_nodes`` is given, reading
+    every variable's look-back with ``cross_variable`` (``linear`` only)."""
 
     def __init__(
         self,
@@ -81,6 +128,7 @@ class LinearShortcut(nn.Module):
         horizon: int,
         kernel_size: int = 25,
         num_nodes: int | None = None,
+        cross_variable: bool = False,
     ) -> None:
         super().__init__()
         if kind not in SHORTCUTS[1:]:
@@ -91,11 +139,19 @@ class LinearShortcut(nn.Module):
             )
         if num_nodes is not None and num_nodes < 1:
             raise ValueError(f"num_nodes={num_nodes}: maps per variable need at least one.")
+        if cross_variable and (num_nodes is None or kind != "linear"):
+            raise ValueError(
+                f"cross_variable=True with kind={kind!r}, num_nodes={num_nodes}: maps that read "
+                "every variable need kind='linear' and the number of variables."
+            )
         self.kind = kind
         self.kernel_size = kernel_size
         self.num_nodes = num_nodes
+        self.cross_variable = cross_variable
 
         def make() -> nn.Module:
+            if cross_variable:
+                return CrossVariableLinear(num_nodes, seq_len, horizon)
             if num_nodes is None:
                 return nn.Linear(seq_len, horizon)
             return PerVariableLinear(num_nodes, seq_len, horizon)
@@ -112,7 +168,11 @@ class LinearShortcut(nn.Module):
         return out.transpose(1, 2)  # (B, N, H) -> (B, H, N)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """The regressors of each series: ``(B, L, N) -> (B, N, F)``, ``F`` = L or 2L (dlinear)."""
+        """The regressors of each series: ``(B, L, N) -> (B, N, F)``, ``F`` = L, 2L (dlinear)
+        or N * L (cross_variable: every variable's window, the same for each series)."""
+        if self.cross_variable:
+            every = x.transpose(1, 2).flatten(1)  # (B, L, N) -> (B, N * L), variable by variable
+            return every[:, None, :].expand(-1, x.size(2), -1)  # -> (B, N, N * L)
         if self.trend is None:
             parts = [x]
         else:
@@ -124,7 +184,7 @@ class LinearShortcut(nn.Module):
     def fit_least_squares(
         self,
         windows: Iterable[tuple[torch.Tensor, ...]],
-        ridge: float = 1e-4,
+        ridge: float | None = None,
         shrink: float = 0.0,
     ) -> int:
         """Set the weights to the least-squares fit of ``windows``, in closed form.
@@ -136,7 +196,9 @@ class LinearShortcut(nn.Module):
         error of the denormalised forecast: ``TrainConfig.shortcut_init``). The normal equations
         are summed in float64 batch by batch, so memory does not grow with the data.
         ``ridge`` is relative: ``ridge * mean(diag(X^T W X))`` is added to the diagonal (the two
-        DLinear parts sum to the window, so their regressors are collinear without it).
+        DLinear parts sum to the window, so their regressors are collinear without it); by
+        default ``1e-4``, and :data:`CROSS_RIDGE` for cross-variable maps, whose ``N * L``
+        regressors over-fit the training months without a real penalty.
         Maps per variable (``num_nodes``) are fitted to their own variable's samples; with
         ``shrink`` > 0 each is instead pulled towards the shared fit, weights and intercept, by
         the penalty ``shrink * mean(diag(X_n^T W X_n)) * |map - shared|^2`` (``ridge`` then
@@ -154,8 +216,14 @@ class LinearShortcut(nn.Module):
         >>> bool(torch.allclose(sc(x), y, atol=1e-4))
         True
         """
+        if ridge is None:
+            ridge = CROSS_RIDGE if self.cross_variable else OWN_RIDGE
         if shrink < 0 or ridge < 0:
             raise ValueError(f"ridge={ridge} and shrink={shrink} must both be >= 0.")
+        if shrink and self.cross_variable:
+            raise ValueError(
+                f"shrink={shrink}: cross-variable maps have no shared map to shrink towards."
+            )
         gram = cross = None
         counts = None
         apart = "n" if self.num_nodes is not None else ""  # normal equations per variable or summed

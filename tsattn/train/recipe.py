@@ -159,8 +159,10 @@ import pandas as pd
 from tsattn.data.timefeatures import cycle_lengths, span
 
 __all__ = [
+    "CROSS_MAX_INPUTS",
     "DEFAULT_LR",
     "GRAPH_FROM",
+    "MAP_NAMES",
     "MARKS_FROM",
     "RECIPES",
     "RECIPE_LR",
@@ -186,6 +188,15 @@ MARKS_FROM = pd.Timedelta(days=7)
 #: (experiments/results/short_graph: level on 7 and 8 variables, lower on 21; the data in view
 #: place the boundary anywhere from 9 to 21, and ten is the round number in that range)
 GRAPH_FROM = 10
+#: the shortcut's maps that ``"auto"`` chooses from, beside the map shared by every variable,
+#: with the names of their scores (``start_val_loss_<name>_maps``)
+MAP_NAMES = {None: "shared", "shortcut_per_variable": "per_variable",
+             "shortcut_cross_variable": "cross_variable"}  # fmt: skip
+#: maps that read every variable's look-back are a candidate of ``"auto"`` only up to this many
+#: inputs (``num_nodes * seq_len``): their closed-form fit sums one system of that size per
+#: variable over the training windows, a cost that grows with the cube of the variables
+#: (weather's 21 variables x 96 steps, 2016 inputs, take about a minute on two cores)
+CROSS_MAX_INPUTS = 2048
 
 
 def long_horizon_recipe(num_nodes: int, horizon: int) -> dict[str, Any]:
@@ -236,10 +247,12 @@ def resolve_model_options(
     there is none), under any protocol: ``choose_cycle(options, lengths)`` picks it where there
     are several (the trainer scores the closed-form start of each on the validation windows:
     :func:`tsattn.train.trainer.choose_cycle_length`); without it, the day. The cycle is chosen
-    with the shortcut's shared map. Then ``shortcut_per_variable="auto"`` becomes
-    ``choose_maps(options)`` (the trainer scores the start with the shared map and with a map
-    per variable: :func:`tsattn.train.trainer.choose_shortcut_maps`); the shared map without
-    it, without a linear shortcut, or for one variable.
+    with the shortcut's shared map. Then ``shortcut_per_variable="auto"`` and
+    ``shortcut_cross_variable="auto"`` turn on the maps ``choose_maps(options, keys)`` names
+    among those ``keys`` (the trainer scores the start with the shared map and with each:
+    :func:`tsattn.train.trainer.choose_shortcut_maps`; ``None`` keeps the shared map); the
+    shared map without it, without a linear shortcut, or for one variable. Cross-variable maps
+    need ``linear_shortcut="linear"``.
 
     >>> resolve_model_options("mtgnn", 8, 3, {"cycle_length": "auto"}, freq="15min")
     {'cycle_length': 96}
@@ -260,18 +273,23 @@ def resolve_model_options(
         if options.get("channel_independent") and "graph" not in options:
             resolved["graph"] = False
     resolved.update(options)
-    maps_auto = resolved.get("shortcut_per_variable") == "auto"
-    if maps_auto:
-        resolved["shortcut_per_variable"] = False  # the cycle is chosen with the shared map
+    auto_maps = [key for key in MAP_NAMES if key and resolved.get(key) == "auto"]
+    for key in auto_maps:
+        resolved[key] = False  # the cycle is chosen with the shared map
     if resolved.get("cycle_length") == "auto":
         lengths = cycle_lengths(freq)
         if choose_cycle is not None and len(lengths) > 1:
             resolved["cycle_length"] = choose_cycle(resolved, lengths)
         else:
             resolved["cycle_length"] = lengths[0] if lengths else 0
-    shortcut = resolved.get("linear_shortcut", "none") != "none"
-    if maps_auto and shortcut and choose_maps is not None and num_nodes > 1:
-        resolved["shortcut_per_variable"] = bool(choose_maps(resolved))
+    if resolved.get("linear_shortcut", "none") != "linear":  # cross maps are linear ones
+        auto_maps = [key for key in auto_maps if key != "shortcut_cross_variable"]
+    if resolved.get("linear_shortcut", "none") == "none":
+        auto_maps = []
+    if auto_maps and choose_maps is not None and num_nodes > 1:
+        chosen = choose_maps(resolved, auto_maps)
+        if chosen is not None:
+            resolved[chosen] = True
     return resolved
 
 

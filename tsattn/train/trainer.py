@@ -56,6 +56,8 @@ from tsattn.train.config import DataConfig, RunConfig, TrainConfig
 from tsattn.train.module import ForecastModule, _unpack
 from tsattn.train.oversubscription import OversubscriptionGuard
 from tsattn.train.recipe import (
+    CROSS_MAX_INPUTS,
+    MAP_NAMES,
     resolve_loss,
     resolve_lr,
     resolve_model_options,
@@ -604,23 +606,27 @@ def choose_cycle_length(
 
 
 def choose_shortcut_maps(
-    make_module: Callable[[bool], ForecastModule],
+    make_module: Callable[[str | None], ForecastModule],
+    options: Sequence[str],
     train_loader: torch.utils.data.DataLoader,
     val_loader: torch.utils.data.DataLoader,
     **start: Any,
-) -> tuple[bool, dict[bool, float]]:
-    """Whether the linear shortcut gets one map per variable
-    (``MTGNNConfig.shortcut_per_variable="auto"``): the closed-form start with the map shared
-    by every variable and with a map per variable, each scored as
-    :func:`choose_cycle_length` scores its cycles; the shared map wins ties. Returns the choice
-    and both scores (``make_module(per_variable)`` builds each candidate).
+) -> tuple[str | None, dict[str | None, float]]:
+    """Which maps the linear shortcut gets where ``MTGNNConfig.shortcut_per_variable`` or
+    ``shortcut_cross_variable`` is ``"auto"``: the closed-form start with the map shared by
+    every variable (``None``) and with each of ``options`` turned on (``make_module(option)``
+    builds each candidate), each scored as :func:`choose_cycle_length` scores its cycles; ties
+    go to the earlier candidate, the shared map first. Returns the choice and every score.
 
     A map per variable (DLinear's ``individual=True``) fits variables that follow different
     relations, and over-fits where the training months do not carry over to the later ones
-    (on ETTh2 it validated 7 % higher at H=720): the held-out windows tell the two apart.
+    (on ETTh2 it validated 7 % higher at H=720); maps that read every variable's look-back
+    (the channel-dependent linear model) use what the variables say about each other, and
+    over-fit more still where the windows are few: the held-out windows tell them apart.
     """
-    scores = start_scores(make_module, (False, True), train_loader, val_loader, **start)
-    return min(scores, key=lambda k: (scores[k], k)), scores
+    candidates = (None, *options)
+    scores = start_scores(make_module, candidates, train_loader, val_loader, **start)
+    return min(candidates, key=lambda c: scores[c]), scores
 
 
 def start_scores(
@@ -726,17 +732,20 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         cycle_scores.update(scores)
         return length
 
-    def choose_maps(options: dict[str, Any]) -> bool:
-        """Maps per variable if their closed-form start validates better (the shared map
-        without a start to score: no validation windows, a random start, or a gap)."""
+    def choose_maps(options: dict[str, Any], keys: Sequence[str]) -> str | None:
+        """The maps among ``keys`` whose closed-form start validates best, ``None`` for the
+        shared map (also without a start to score: no validation windows, a random start, or a
+        gap). Cross-variable maps are candidates only up to :data:`CROSS_MAX_INPUTS` inputs."""
         if not has_val or cfg.shortcut_init == "random" or gap:
-            return False
-        per_variable, scores = choose_shortcut_maps(
-            lambda each: make_module({**options, "shortcut_per_variable": each}), loader,
-            datamodule.val_dataloader(), **start_options,
+            return None
+        if datamodule.num_nodes * seq_len > CROSS_MAX_INPUTS:
+            keys = [key for key in keys if key != "shortcut_cross_variable"]
+        chosen, scores = choose_shortcut_maps(
+            lambda key: make_module({**options, **({key: True} if key else {})}), keys,
+            loader, datamodule.val_dataloader(), **start_options,
         )  # fmt: skip
-        map_scores.update({"per_variable" if k else "shared": v for k, v in scores.items()})
-        return per_variable
+        map_scores.update({MAP_NAMES[key]: score for key, score in scores.items()})
+        return chosen
 
     model_options = resolve_model_options(
         protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe,
