@@ -24,8 +24,10 @@ the data's step), each as the trainer scores it
 iteratively reweighted least squares towards the L1 error the recipe trains on; recent windows
 weighted more; a map of reduced rank; the cycle fitted jointly with the map, alternating; one
 map per variable, DLinear's ``individual=True``; gross outliers left out of the start,
-``train.start_trim``, with the number of window variables left out), all of them or those named
-by ``--variant``:
+``train.start_trim``, with the number of window variables left out; a map that reads only the
+last steps of the look-back; a map pulled towards the random walk, the naive last-value
+forecast, instead of towards zero; a map per forecast variable that reads every variable's
+look-back), all of them or those named by ``--variant``:
 
     python experiments/start_validation.py --variants --datasets ETTh1,ETTh2 --horizons 96,720
     python experiments/start_validation.py --variants --variant "per variable" \\
@@ -73,19 +75,21 @@ def started(
     per_variable: bool = False,
     shrink: float = 0.0,
     trim: float = 0.0,
+    cross: bool = False,
 ):
     """The data, the recipe model right after its closed-form start (seed 0) and what
     :func:`fit_start` fitted (values per part, ``trimmed``: window variables left out); with
     ``per_variable``, one shortcut map per variable (``MTGNNConfig.shortcut_per_variable``),
     shrunk towards the shared fit by ``shrink`` (``TrainConfig.shortcut_shrink``); ``trim``
-    leaves gross outliers out of the start (``TrainConfig.start_trim``)."""
+    leaves gross outliers out of the start (``TrainConfig.start_trim``); with ``cross``, maps
+    that read every variable's look-back (``MTGNNConfig.shortcut_cross_variable``)."""
     dm = TimeSeriesDataModule(dataset, 96, horizon, batch_size=256, root=root)
     dm.setup()
     options = resolve_model_options("tslib", dm.num_nodes, horizon, {}, "auto", freq=dm.freq)
     torch.manual_seed(0)
     config = MTGNNConfig(num_nodes=dm.num_nodes, seq_len=96, horizon=horizon,
                          time_features=dm.n_time_features, shortcut_per_variable=per_variable,
-                         **options)  # fmt: skip
+                         shortcut_cross_variable=cross, **options)  # fmt: skip
     model = MTGNN(config).eval()
     fitted = fit_start(model, dm.train_dataloader(), weighted=weighted, shrink=shrink,
                        trim=trim)  # fmt: skip
@@ -129,6 +133,8 @@ def refit(
     ridge: float = 1e-4,
     robust: bool = False,
     decay: float | None = None,
+    lookback: int | None = None,
+    towards_last: bool = False,
 ) -> None:
     """Refit the shortcut to what the cycle leaves of the training windows, weighted as
     ``weighted_least_squares`` weights them (each window's RevIN variance), with relative
@@ -137,7 +143,12 @@ def refit(
     reweighted least squares towards the L1 error of the denormalised forecast, the loss the
     recipe trains on. ``decay`` also weights each window by ``exp(-age / decay)``, ``age`` its
     distance before the last training window as a fraction of the training span: recent
-    windows count more, for data whose relation drifts towards the validation period."""
+    windows count more, for data whose relation drifts towards the validation period.
+    ``lookback`` lets the map read only the last ``lookback`` steps of the window (the others'
+    weights are zero), a shorter memory with fewer weights. ``towards_last`` pulls the map
+    towards the random walk instead of towards zero (``ridge`` then sets how hard): the fit
+    is that of the targets less the last value of the window, repeated, and that map is added
+    back, so a large ``ridge`` forecasts the last value, as the naive forecast does."""
     ordered = in_order(dm)
     seq_len, horizon = model.config.seq_len, model.config.horizon
     if decay is not None:  # the training span, for the windows' ages
@@ -150,6 +161,10 @@ def refit(
             yn = model.revin.normalize_target(y, stats)
             xr = xn - model.cycle(step, 0, seq_len)
             yr = yn - model.cycle(step, seq_len, horizon)
+            if lookback is not None:  # zero regressors get zero weights
+                xr = torch.cat([torch.zeros_like(xr[:, :-lookback]), xr[:, -lookback:]], 1)
+            if towards_last:
+                yr = yr - xr[:, -1:]
             scale = stats.std.squeeze(1)  # (B, N)
             if robust:
                 residual = (model.shortcut(xr) - yr).abs().mean(1)  # (B, N)
@@ -163,6 +178,8 @@ def refit(
 
     with torch.no_grad():
         model.shortcut.fit_least_squares(windows(), ridge=ridge)
+        if towards_last:
+            model.shortcut.linear.weight[:, -1] += 1.0
 
 
 def reduce_rank(model: MTGNN, dm: TimeSeriesDataModule, rank: int) -> None:
@@ -227,7 +244,9 @@ def refit_cycle(model: MTGNN, dm: TimeSeriesDataModule) -> None:
 # name -> the refits applied in turn to the weighted start (keyword arguments of refit, or
 # {"rank": r} for reduce_rank, or {"cycle": True}: refit_cycle, then refit), or
 # {"per_variable": True, "shrink": s}: the weighted start of the model with one map per variable;
-# {"trim": t}: the weighted start with gross outliers left out (train.start_trim), its count beside
+# {"trim": t}: the weighted start with gross outliers left out (train.start_trim), its count beside;
+# {"cross": True}: the weighted start with maps that read every variable's look-back
+# (MTGNNConfig.shortcut_cross_variable; its own ridge, CROSS_RIDGE, unless a refit follows)
 VARIANTS: dict[str, list[dict]] = {
     "weighted_least_squares (ridge 1e-4)": [],
     "ridge 0.1": [{"ridge": 0.1}],
@@ -245,6 +264,13 @@ VARIANTS: dict[str, list[dict]] = {
     "per variable, shrunk 100": [{"per_variable": True, "shrink": 100.0}],
     "trim 10": [{"trim": 10.0}],
     "trim 5": [{"trim": 5.0}],
+    "look-back 48": [{"lookback": 48}],
+    "look-back 24": [{"lookback": 24}],
+    "towards last value, ridge 1": [{"towards_last": True, "ridge": 1.0}],
+    "towards last value, ridge 10": [{"towards_last": True, "ridge": 10.0}],
+    "cross-variable, ridge 0.1": [{"cross": True}, {"ridge": 0.1}],
+    "cross-variable, ridge 1": [{"cross": True}],
+    "cross-variable, ridge 10": [{"cross": True}, {"ridge": 10.0}],
 }
 
 
@@ -255,10 +281,11 @@ def variants(
     ``names``, all by default)."""
     row = [dataset, str(horizon)]
     for steps in (VARIANTS[name] for name in names or VARIANTS):
-        own = next((step for step in steps if {"per_variable", "trim"} & step.keys()), {})
+        own = next((step for step in steps if {"per_variable", "trim", "cross"} & step.keys()), {})
         dm, model, fitted = started(
             dataset, horizon, True, root, per_variable=own.get("per_variable", False),
             shrink=own.get("shrink", 0.0), trim=own.get("trim", 0.0),
+            cross=own.get("cross", False),
         )  # fmt: skip
         for step in steps:
             if "rank" in step:
