@@ -201,7 +201,7 @@ MAP_NAMES = {None: "shared", "shortcut_per_variable": "per_variable",
 #: maps that read every variable's look-back are a candidate of ``"auto"`` only up to this many
 #: inputs (``num_nodes * seq_len``): their closed-form fit sums one system of that size per
 #: variable over the training windows, a cost that grows with the cube of the variables
-#: (weather's 21 variables x 96 steps, 2016 inputs, take about a minute on two cores)
+#: (weather's 21 variables x 96 steps are 2016 inputs)
 CROSS_MAX_INPUTS = 2048
 
 
