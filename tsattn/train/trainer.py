@@ -740,6 +740,8 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
             return None
         if datamodule.num_nodes * seq_len > CROSS_MAX_INPUTS:
             keys = [key for key in keys if key != "shortcut_cross_variable"]
+        if not keys:
+            return None
         chosen, scores = choose_shortcut_maps(
             lambda key: make_module({**options, **({key: True} if key else {})}), keys,
             loader, datamodule.val_dataloader(), **start_options,
