@@ -228,10 +228,12 @@ def plan_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def load_results(out: Path) -> pd.DataFrame:
     """Every cell of ``out``; a cell's candidate is the folder it lies in (keep an old recipe's
-    cells beside a new one's by renaming their folder)."""
+    cells beside a new one's by renaming their folder). The ``default`` cells come first, so
+    the tables open with the recipe's rows; the other candidates follow by name."""
+    paths = (out / "cells").glob("*/*.json")
     rows = [
         {**json.loads(p.read_text()), "candidate": p.parent.name}
-        for p in sorted((out / "cells").glob("*/*.json"))
+        for p in sorted(paths, key=lambda p: (p.parent.name != "default", p))
     ]
     return pd.DataFrame(rows)
 
