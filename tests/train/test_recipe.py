@@ -631,3 +631,9 @@ def test_auto_maps_resolve_to_the_shared_map_without_a_choice_to_make():
     resolve_model_options("tslib", 7, 96, {**both, "linear_shortcut": "dlinear"},
                           choose_maps=lambda options, keys: seen.append(keys))  # fmt: skip
     assert seen[-1] == ["shortcut_per_variable"]
+    # maps given explicitly leave nothing to choose (the two switches exclude each other)
+    given = resolve_model_options(
+        "tslib", 7, 96, {**both, "shortcut_per_variable": True},
+        choose_maps=lambda options, keys: seen.append(keys),
+    )  # fmt: skip
+    assert len(seen) == 2 and given["shortcut_cross_variable"] is False

@@ -293,6 +293,8 @@ def resolve_model_options(
         auto_maps = [key for key in auto_maps if key != "shortcut_cross_variable"]
     if resolved.get("linear_shortcut", "none") == "none":
         auto_maps = []
+    if any(resolved.get(key) is True for key in MAP_NAMES if key):  # maps given: no choice
+        auto_maps = []
     if auto_maps and choose_maps is not None and num_nodes > 1:
         chosen = choose_maps(resolved, auto_maps)
         if chosen is not None:
