@@ -90,10 +90,11 @@ class PerVariableLinear(nn.Module):
         return torch.einsum("bnl,nhl->bnh", x, self.weight) + self.bias  # (B, N, H)
 
 
-class CrossVariableLinear(nn.Module):
+class CrossVariableLinear(PerVariableLinear):
     """``(B, N, L) -> (B, N, H)``: the forecast of each of ``N`` variables is a linear map of
-    every variable's ``L`` inputs, stored as ``weight (N, H, N * L)`` (the inputs in the order of
-    ``x.flatten(1)``: variable by variable) and ``bias (N, H)``, initialised as ``nn.Linear``.
+    every variable's ``L`` inputs: a :class:`PerVariableLinear` of ``N * L`` inputs (``weight
+    (N, H, N * L)``, the inputs in the order of ``x.flatten(1)``: variable by variable) that
+    every variable reads whole, run as one matrix product.
 
     >>> layer = CrossVariableLinear(3, 8, 4)
     >>> layer(torch.randn(2, 3, 8)).shape
@@ -101,14 +102,8 @@ class CrossVariableLinear(nn.Module):
     """
 
     def __init__(self, num_nodes: int, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.num_nodes, self.out_features = num_nodes, out_features
-        self.in_features = num_nodes * in_features  # what each forecast variable reads
-        bound = self.in_features**-0.5
-        self.weight = nn.Parameter(torch.empty(num_nodes, out_features, self.in_features))
-        self.bias = nn.Parameter(torch.empty(num_nodes, out_features))
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+        super().__init__(num_nodes, num_nodes * in_features, out_features)
+        self.num_nodes = num_nodes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes, horizon = self.num_nodes, self.out_features
