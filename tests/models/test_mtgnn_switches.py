@@ -7,7 +7,7 @@ import torch
 
 from tsattn.models.mtgnn import MTGNN, MTGNNConfig
 from tsattn.nn.cycle import ResidualCycle
-from tsattn.nn.shortcut import LinearShortcut, moving_average
+from tsattn.nn.shortcut import LinearShortcut, moving_average, phase_block
 
 SMALL = dict(num_nodes=4, seq_len=24, horizon=6, layers=2, conv_channels=8, residual_channels=8,
              skip_channels=8, end_channels=8)  # fmt: skip
@@ -373,6 +373,79 @@ def test_model_with_cross_variable_maps_mixes_variables_only_in_the_shortcut():
     assert model.shortcut.linear.weight.grad.abs().sum() > 0
 
 
+def test_per_phase_maps_map_each_window_by_its_blocks_map():
+    """Each window's forecast is the map of its own phase block, the same for every variable,
+    as the explicit per-window product says; the shortcut needs the blocks, and only it."""
+    torch.manual_seed(0)
+    shortcut = LinearShortcut("linear", seq_len=24, horizon=6, phases=4)
+    weight, bias = shortcut.linear.weight, shortcut.linear.bias  # (P, H, L), (P, H)
+    assert tuple(weight.shape) == (4, 6, 24)
+    x, phase = torch.randn(5, 24, 3), torch.tensor([0, 3, 1, 3, 2])
+    expected = torch.stack([
+        torch.einsum("ln,hl->hn", x[i], weight[p]) + bias[p][:, None]
+        for i, p in enumerate(phase.tolist())
+    ])  # (B, H, N)  # fmt: skip
+    torch.testing.assert_close(shortcut(x, phase), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="phase missing"):
+        shortcut(x)
+    with pytest.raises(ValueError, match="phase given"):
+        LinearShortcut("linear", seq_len=24, horizon=6)(x, phase)
+    # blocks of consecutive positions: 96 positions in 24 blocks of 4, 7 in 7 blocks of 1
+    assert phase_block(torch.tensor([0, 3, 4, 95, 96, 100]), 96).tolist() == [0, 0, 1, 23, 0, 1]
+    assert phase_block(torch.arange(8), 7).tolist() == [0, 1, 2, 3, 4, 5, 6, 0]
+
+
+def test_per_phase_start_recovers_a_relation_that_changes_with_the_phase():
+    """Windows of block 0 continue their last value, those of block 1 its opposite: maps per
+    block fitted alone recover both, the shared map neither; by default each block is pulled
+    towards the shared fit by PHASE_SHRINK, and a large pull gives the shared fit back."""
+    from tsattn.nn.shortcut import PHASE_SHRINK
+
+    torch.manual_seed(0)
+    x, phase = torch.randn(400, 24, 3), torch.arange(400) % 2
+    sign = torch.where(phase == 0, 1.0, -1.0)[:, None, None]
+    y = sign * x[:, -1:, :].expand(-1, 6, -1)  # (B, H, N)
+    per_phase = LinearShortcut("linear", seq_len=24, horizon=6, phases=2)
+    per_phase.fit_least_squares([(x, y, None, phase)], ridge=0.0, shrink=0.0)
+    torch.testing.assert_close(per_phase(x, phase), y, atol=1e-4, rtol=1e-4)
+    shared = LinearShortcut("linear", seq_len=24, horizon=6)
+    shared.fit_least_squares([(x, y)], ridge=0.0)
+    assert (shared(x) - y).abs().mean() > 0.5
+    default = LinearShortcut("linear", seq_len=24, horizon=6, phases=2)
+    default.fit_least_squares([(x, y, None, phase)])
+    per_phase.fit_least_squares([(x, y, None, phase)], shrink=PHASE_SHRINK)
+    torch.testing.assert_close(default(x, phase), per_phase(x, phase))
+    per_phase.fit_least_squares([(x, y, None, phase)], shrink=1e6)
+    torch.testing.assert_close(per_phase(x, phase), shared(x), atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match="need each window's block"):
+        per_phase.fit_least_squares([(x, y)])
+
+
+def test_model_with_per_phase_maps_reads_the_block_of_the_first_forecast_step():
+    """The model maps each window by the block of its first forecast step (``step + seq_len``
+    on the cycle): changing one block's map moves only the windows of that block; the config
+    round-trips and the maps train."""
+    cfg = MTGNNConfig(**SMALL, graph=False, channel_independent=True, linear_shortcut="linear",
+                      cycle_length=48, shortcut_per_phase=True)  # fmt: skip
+    assert MTGNNConfig.from_dict(cfg.to_dict()) == cfg
+    torch.manual_seed(0)
+    model = MTGNN(cfg).eval()
+    assert tuple(model.shortcut.linear.weight.shape) == (24, 6, 24)  # (P, H, L): 24 blocks of 2
+    step = torch.tensor([0, 1, 2, 30])  # first forecast steps 24, 25, 26, 54: blocks 12, 12, 13, 3
+    assert model.shortcut_phase(step).tolist() == [12, 12, 13, 3]
+    x = torch.randn(4, 24, 4)
+    before = model(x, step=step)
+    with torch.no_grad():
+        model.shortcut.linear.weight[12] += torch.randn(6, 24)
+    moved = (model(x, step=step) - before).abs().amax(dim=(1, 2))  # (B,)
+    assert (moved[:2] > 1e-3).all()
+    torch.testing.assert_close(moved[2:], torch.zeros(2))
+    model.train()
+    model(x, step=step).pow(2).mean().backward()
+    grad = model.shortcut.linear.weight.grad.abs().sum(dim=(1, 2))  # (P,)
+    assert (grad[[12, 13, 3]] > 0).all() and grad.sum() == grad[[12, 13, 3]].sum()
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -390,6 +463,30 @@ def test_bad_cross_variable_settings_raise_value_errors_naming_the_setting(optio
         MTGNNConfig(**SMALL, **options)
     with pytest.raises(ValueError, match="need kind='linear' and the number of variables"):
         LinearShortcut("dlinear", 24, 6, num_nodes=4, cross_variable=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(cycle_length=24, shortcut_per_phase=True),
+         "shortcut_per_phase=True .* needs linear_shortcut='linear'"),
+        (dict(linear_shortcut="dlinear", cycle_length=24, shortcut_per_phase=True),
+         "shortcut_per_phase=True .* needs linear_shortcut='linear'"),
+        (dict(linear_shortcut="linear", shortcut_per_phase=True),
+         "shortcut_per_phase=True .* needs cycle_length > 0"),
+        (dict(linear_shortcut="linear", cycle_length=24, shortcut_per_phase=True,
+              shortcut_per_variable=True), "shortcut_per_phase=True shares each block's map"),
+        (dict(linear_shortcut="linear", cycle_length=24, shortcut_per_phase="auto"),
+         "shortcut_per_phase must be true or false"),
+    ],
+)  # fmt: skip
+def test_bad_per_phase_settings_raise_value_errors_naming_the_setting(options, message):
+    with pytest.raises(ValueError, match=message):
+        MTGNNConfig(**SMALL, **options)
+    for bad in (dict(kind="dlinear", phases=4), dict(kind="linear", phases=0),
+                dict(kind="linear", phases=4, num_nodes=3)):  # fmt: skip
+        with pytest.raises(ValueError, match=r"phases=.*maps per phase block need"):
+            LinearShortcut(seq_len=24, horizon=6, **bad)
 
 
 @pytest.mark.parametrize(

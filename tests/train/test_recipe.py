@@ -605,6 +605,36 @@ def test_auto_cross_variable_maps_are_kept_where_their_start_validates_better(
     assert "start_val_loss_cross_variable_maps" not in capped.metrics
 
 
+def _hourly_dynamics_frame(rows: int = 1500) -> pd.DataFrame:
+    """Two hourly variables whose persistence follows the hour of the day (each step keeps
+    0.95 of the last in the first half of the day, -0.6 of it in the second): one map for
+    every window cannot follow both, a map per block of the day can."""
+    g = np.random.default_rng(5)
+    hours = np.arange(rows) % 24
+    values = np.zeros((rows, 2))
+    for t in range(1, rows):
+        keep = 0.95 if hours[t] < 12 else -0.6
+        values[t] = keep * values[t - 1] + g.normal(0, 1.0, 2)
+    return pd.DataFrame(values, index=pd.date_range("2024-01-01", periods=rows, freq="h"))
+
+
+def test_auto_per_phase_maps_are_kept_where_their_start_validates_better(tmp_path):
+    """With ``shortcut_per_phase="auto"`` the trainer scores the shared map and maps per block
+    of the daily cycle, and keeps the maps per block where the dynamics follow the hour."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_hourly_dynamics_frame(), 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    model = {**TINY_MODEL, "cycle_length": 24, "shortcut_per_phase": "auto"}
+    auto = fit_datamodule(dm, model=model, train=train, run_dir=tmp_path / "a", test=False)
+    assert auto.module.model_config.shortcut_per_phase is True
+    scores = {name: auto.metrics[f"start_val_loss_{name}_maps"] for name in ("shared", "per_phase")}
+    assert scores["per_phase"] < 0.95 * scores["shared"]
+    assert auto.metrics["start_val_loss"] == pytest.approx(scores["per_phase"], rel=1e-6)
+
+
 def test_auto_maps_resolve_to_the_shared_map_without_a_choice_to_make():
     def choose(options, keys):
         assert options["shortcut_per_variable"] is False  # candidates are built from here
@@ -637,3 +667,19 @@ def test_auto_maps_resolve_to_the_shared_map_without_a_choice_to_make():
         choose_maps=lambda options, keys: seen.append(keys),
     )  # fmt: skip
     assert len(seen) == 2 and given["shortcut_cross_variable"] is False
+    # maps per phase block: linear maps on a cycle, a candidate for one variable too
+    phase = {"shortcut_per_phase": "auto", "shortcut_per_variable": "auto"}
+    resolve_model_options("tslib", 7, 96, phase, freq="h",
+                          choose_maps=lambda options, keys: seen.append(keys))  # fmt: skip
+    assert seen[-1] == ["shortcut_per_variable", "shortcut_per_phase"]
+    resolve_model_options("tslib", 1, 96, phase, freq="h",
+                          choose_maps=lambda options, keys: seen.append(keys))  # fmt: skip
+    assert seen[-1] == ["shortcut_per_phase"]
+    for no_phase in ({"cycle_length": 0}, {"linear_shortcut": "dlinear"}):
+        resolve_model_options("tslib", 7, 96, {**phase, **no_phase}, freq="h",
+                              choose_maps=lambda options, keys: seen.append(keys))  # fmt: skip
+        assert seen[-1] == ["shortcut_per_variable"]
+    chosen = resolve_model_options(
+        "tslib", 7, 96, phase, freq="h", choose_maps=lambda options, keys: "shortcut_per_phase"
+    )
+    assert chosen["shortcut_per_phase"] is True and chosen["cycle_length"] == 24

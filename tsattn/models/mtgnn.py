@@ -32,7 +32,13 @@ from tsattn.nn.fusion import create_fusion
 from tsattn.nn.graph import GraphLearner, MixHop, mix_hop_pair
 from tsattn.nn.mixers import create_mixer
 from tsattn.nn.revin import RevIN
-from tsattn.nn.shortcut import SHORTCUTS, LinearShortcut, moving_average
+from tsattn.nn.shortcut import (
+    SHORTCUTS,
+    LinearShortcut,
+    moving_average,
+    phase_block,
+    phase_blocks,
+)
 from tsattn.nn.temporal import GatedTemporalConv, receptive_field
 
 __all__ = ["MTGNN", "PRESETS", "MTGNNConfig"]
@@ -199,7 +205,10 @@ class MTGNNConfig:
     ``decomposition_kernel`` and ``shortcut_per_variable`` (one map per variable, DLinear's
     ``individual=True``; :mod:`tsattn.nn.shortcut`), ``shortcut_cross_variable`` (the map of
     each variable reads every variable's look-back: the channel-dependent linear model, beside
-    a network that may stay channel-independent), ``cycle_length`` (a learned periodic
+    a network that may stay channel-independent), ``shortcut_per_phase`` (one map per block of
+    the cycle's positions, shared by every variable, picked by the block of each window's first
+    forecast step: a periodic autoregression, whose weights change with the hour of the day;
+    needs ``cycle_length``), ``cycle_length`` (a learned periodic
     component of that many steps, CycleNet: :mod:`tsattn.nn.cycle`; 0 is off, and a model with a
     cycle reads each window's grid position, ``forward``'s ``step``), ``head_stride`` (the deep
     path forecasts every ``head_stride``-th step of the horizon and interpolates linearly
@@ -245,6 +254,7 @@ class MTGNNConfig:
     decomposition_kernel: int = 25
     shortcut_per_variable: bool = False
     shortcut_cross_variable: bool = False
+    shortcut_per_phase: bool = False
     cycle_length: int = 0
     head_stride: int = 1
     input_scales: tuple[int, ...] = ()
@@ -291,6 +301,19 @@ class MTGNNConfig:
             (not (self.shortcut_cross_variable and self.shortcut_per_variable),
              "shortcut_cross_variable=True already gives each variable its own map: set "
              "shortcut_per_variable=False"),
+            (isinstance(self.shortcut_per_phase, bool),
+             "shortcut_per_phase must be true or false ('auto' is for the trainer, which "
+             "scores the starts on the validation windows)"),
+            (not (self.shortcut_per_phase and self.linear_shortcut != "linear"),
+             "shortcut_per_phase=True gives the linear map one set of weights per block of the "
+             "cycle, so it needs linear_shortcut='linear'"),
+            (not (self.shortcut_per_phase and not self.cycle_length),
+             "shortcut_per_phase=True reads each window's place in the cycle, so it needs "
+             "cycle_length > 0"),
+            (not (self.shortcut_per_phase
+                  and (self.shortcut_per_variable or self.shortcut_cross_variable)),
+             "shortcut_per_phase=True shares each block's map by every variable: set "
+             "shortcut_per_variable=False and shortcut_cross_variable=False"),
             (isinstance(self.cycle_length, int) and self.cycle_length >= 0,
              "cycle_length must be an int >= 0 (0 turns the cycle off; 'auto' is for the "
              "trainer, which sets it from the data's step)"),
@@ -378,6 +401,7 @@ class MTGNN(nn.Module):
                 if cfg.shortcut_per_variable or cfg.shortcut_cross_variable
                 else None,
                 cross_variable=cfg.shortcut_cross_variable,
+                phases=phase_blocks(cfg.cycle_length) if cfg.shortcut_per_phase else None,
             )
             if cfg.linear_shortcut != "none"
             else None
@@ -451,6 +475,13 @@ class MTGNN(nn.Module):
         with torch.no_grad():
             return self.graph_learner().detach().clone()
 
+    def shortcut_phase(self, step: torch.Tensor | None) -> torch.Tensor | None:
+        """``(B,)``: the phase block of each window's first forecast step, which picks its map
+        where the shortcut has one per block (``shortcut_per_phase``); ``None`` otherwise."""
+        if not self.config.shortcut_per_phase:
+            return None
+        return phase_block(step + self.config.seq_len, self.config.cycle_length)
+
     def _check_input(
         self, x: torch.Tensor, x_mark: torch.Tensor | None, step: torch.Tensor | None
     ) -> None:
@@ -494,7 +525,9 @@ class MTGNN(nn.Module):
             x, stats = self.revin.normalize(x)  # (B, T, N)
         if self.cycle is not None:
             x = x - self.cycle(step, 0, cfg.seq_len)  # (B, T, N), the cycle's residual
-        linear = self.shortcut(x) if self.shortcut is not None else None  # (B, H, N)
+        linear = None
+        if self.shortcut is not None:
+            linear = self.shortcut(x, self.shortcut_phase(step))  # (B, T, N) -> (B, H, N)
         batch, steps, nodes = x.shape
         if cfg.channel_independent:
             x = x.transpose(1, 2).reshape(batch * nodes, steps, 1)  # (B, T, N) -> (B*N, T, 1)

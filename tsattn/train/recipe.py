@@ -198,7 +198,8 @@ GRAPH_FROM = 10
 #: the shortcut's maps that ``"auto"`` chooses from, beside the map shared by every variable,
 #: with the names of their scores (``start_val_loss_<name>_maps``)
 MAP_NAMES = {None: "shared", "shortcut_per_variable": "per_variable",
-             "shortcut_cross_variable": "cross_variable"}  # fmt: skip
+             "shortcut_cross_variable": "cross_variable",
+             "shortcut_per_phase": "per_phase"}  # fmt: skip
 #: maps that read every variable's look-back are a candidate of ``"auto"`` only up to this many
 #: inputs (``num_nodes * seq_len``): their closed-form fit sums one system of that size per
 #: variable over the training windows, a cost that grows with the cube of the variables
@@ -240,7 +241,7 @@ def resolve_model_options(
     recipe: str = "auto",
     freq: str | None = None,
     choose_cycle: Callable[[dict[str, Any], tuple[int, ...]], int] | None = None,
-    choose_maps: Callable[[dict[str, Any]], bool] | None = None,
+    choose_maps: Callable[[dict[str, Any], list[str]], str | None] | None = None,
 ) -> dict[str, Any]:
     """The recipe's settings for this data (none for ``recipe="none"`` or the ``mtgnn``
     protocol) overlaid by the explicit ``options``.
@@ -254,12 +255,13 @@ def resolve_model_options(
     there is none), under any protocol: ``choose_cycle(options, lengths)`` picks it where there
     are several (the trainer scores the closed-form start of each on the validation windows:
     :func:`tsattn.train.trainer.choose_cycle_length`); without it, the day. The cycle is chosen
-    with the shortcut's shared map. Then ``shortcut_per_variable="auto"`` and
-    ``shortcut_cross_variable="auto"`` turn on the maps ``choose_maps(options, keys)`` names
-    among those ``keys`` (the trainer scores the start with the shared map and with each:
-    :func:`tsattn.train.trainer.choose_shortcut_maps`; ``None`` keeps the shared map); the
-    shared map without it, without a linear shortcut, or for one variable. Cross-variable maps
-    need ``linear_shortcut="linear"``.
+    with the shortcut's shared map. Then ``shortcut_per_variable="auto"``,
+    ``shortcut_cross_variable="auto"`` and ``shortcut_per_phase="auto"`` turn on the maps
+    ``choose_maps(options, keys)`` names among those ``keys`` (the trainer scores the start
+    with the shared map and with each: :func:`tsattn.train.trainer.choose_shortcut_maps`;
+    ``None`` keeps the shared map); the shared map without it or without a linear shortcut.
+    Cross-variable maps and maps per phase block need ``linear_shortcut="linear"``, maps per
+    phase block a cycle, and one variable has no maps per variable.
 
     >>> resolve_model_options("mtgnn", 8, 3, {"cycle_length": "auto"}, freq="15min")
     {'cycle_length': 96}
@@ -289,13 +291,18 @@ def resolve_model_options(
             resolved["cycle_length"] = choose_cycle(resolved, lengths)
         else:
             resolved["cycle_length"] = lengths[0] if lengths else 0
-    if resolved.get("linear_shortcut", "none") != "linear":  # cross maps are linear ones
-        auto_maps = [key for key in auto_maps if key != "shortcut_cross_variable"]
+    linear_only = ("shortcut_cross_variable", "shortcut_per_phase")
+    if resolved.get("linear_shortcut", "none") != "linear":  # cross, per-phase: linear maps
+        auto_maps = [key for key in auto_maps if key not in linear_only]
+    if not resolved.get("cycle_length"):  # blocks of a cycle need a cycle
+        auto_maps = [key for key in auto_maps if key != "shortcut_per_phase"]
+    if num_nodes == 1:  # one variable: its own map is the shared one
+        auto_maps = [key for key in auto_maps if key == "shortcut_per_phase"]
     if resolved.get("linear_shortcut", "none") == "none":
         auto_maps = []
     if any(resolved.get(key) is True for key in MAP_NAMES if key):  # maps given: no choice
         auto_maps = []
-    if auto_maps and choose_maps is not None and num_nodes > 1:
+    if auto_maps and choose_maps is not None:
         chosen = choose_maps(resolved, auto_maps)
         if chosen is not None:
             resolved[chosen] = True

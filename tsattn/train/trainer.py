@@ -490,7 +490,8 @@ def fit_start(
     The windows are read in order (the loader's own shuffling and random state are left alone)
     and normalised as the model normalises them (RevIN, whose affine map is the identity before
     training). ``shrink`` pulls maps per variable towards the shared fit
-    (``TrainConfig.shortcut_shrink``). ``trim`` > 0 leaves out of both fits every window's
+    (``TrainConfig.shortcut_shrink``); maps per phase block are pulled so by their own
+    :data:`~tsattn.nn.shortcut.PHASE_SHRINK`. ``trim`` > 0 leaves out of both fits every window's
     variable whose input or target holds a value more than ``trim`` standard deviations from
     that variable's mean over the training inputs (:func:`gross_outliers`;
     ``TrainConfig.start_trim``): least squares and phase means have no defence against a gross
@@ -528,14 +529,19 @@ def fit_start(
             if model.cycle is not None:
                 x = x - model.cycle(step, 0, seq_len)  # (B, L, N)
                 y = y - model.cycle(step, seq_len, horizon)  # (B, H, N)
-            yield (x, y, variance) if weighted else (x, y)
+            weight = variance if weighted else None
+            phase = model.shortcut_phase(step)  # (B,), for maps per phase block
+            yield (x, y, weight) if phase is None else (x, y, weight, phase)
 
     fitted = {}
     if cycle and model.cycle is not None:
         fitted["cycle"] = model.cycle.fit_mean((x, step) for x, _, step, _ in windows())
     if shortcut and model.shortcut is not None:
         with torch.no_grad():
-            fitted["shortcut"] = model.shortcut.fit_least_squares(residuals(), shrink=shrink)
+            per_variable = model.shortcut.num_nodes is not None  # ``shrink`` is theirs
+            fitted["shortcut"] = model.shortcut.fit_least_squares(
+                residuals(), shrink=shrink if per_variable else None
+            )
     if bounds is not None and fitted:
         fitted["trimmed"] = trimmed
     return fitted
@@ -612,17 +618,20 @@ def choose_shortcut_maps(
     val_loader: torch.utils.data.DataLoader,
     **start: Any,
 ) -> tuple[str | None, dict[str | None, float]]:
-    """Which maps the linear shortcut gets where ``MTGNNConfig.shortcut_per_variable`` or
-    ``shortcut_cross_variable`` is ``"auto"``: the closed-form start with the map shared by
-    every variable (``None``) and with each of ``options`` turned on (``make_module(option)``
-    builds each candidate), each scored as :func:`choose_cycle_length` scores its cycles; ties
-    go to the earlier candidate, the shared map first. Returns the choice and every score.
+    """Which maps the linear shortcut gets where ``MTGNNConfig.shortcut_per_variable``,
+    ``shortcut_cross_variable`` or ``shortcut_per_phase`` is ``"auto"``: the closed-form start
+    with the map shared by every variable (``None``) and with each of ``options`` turned on
+    (``make_module(option)`` builds each candidate), each scored as :func:`choose_cycle_length`
+    scores its cycles; ties go to the earlier candidate, the shared map first. Returns the
+    choice and every score.
 
     A map per variable (DLinear's ``individual=True``) fits variables that follow different
     relations, and over-fits where the training months do not carry over to the later ones
     (on ETTh2 it validated 7 % higher at H=720); maps that read every variable's look-back
     (the channel-dependent linear model) use what the variables say about each other, and
-    over-fit more still where the windows are few: the held-out windows tell them apart.
+    over-fit more still where the windows are few; maps per phase block follow dynamics that
+    change with the hour of the day, from a share of the windows each: the held-out windows
+    tell them apart.
     """
     candidates = (None, *options)
     scores = start_scores(make_module, candidates, train_loader, val_loader, **start)
