@@ -27,7 +27,8 @@ map per variable, DLinear's ``individual=True``; gross outliers left out of the 
 ``train.start_trim``, with the number of window variables left out; a map that reads only the
 last steps of the look-back; a map pulled towards the random walk, the naive last-value
 forecast, instead of towards zero; a map per forecast variable that reads every variable's
-look-back), all of them or those named by ``--variant``:
+look-back; a map per block of the cycle, the hour of the day a window's forecast starts at,
+pulled towards the shared map), all of them or those named by ``--variant``:
 
     python experiments/start_validation.py --variants --datasets ETTh1,ETTh2 --horizons 96,720
     python experiments/start_validation.py --variants --variant "per variable" \\
@@ -76,20 +77,23 @@ def started(
     shrink: float = 0.0,
     trim: float = 0.0,
     cross: bool = False,
+    per_phase: bool = False,
 ):
     """The data, the recipe model right after its closed-form start (seed 0) and what
     :func:`fit_start` fitted (values per part, ``trimmed``: window variables left out); with
     ``per_variable``, one shortcut map per variable (``MTGNNConfig.shortcut_per_variable``),
     shrunk towards the shared fit by ``shrink`` (``TrainConfig.shortcut_shrink``); ``trim``
     leaves gross outliers out of the start (``TrainConfig.start_trim``); with ``cross``, maps
-    that read every variable's look-back (``MTGNNConfig.shortcut_cross_variable``)."""
+    that read every variable's look-back (``MTGNNConfig.shortcut_cross_variable``); with
+    ``per_phase``, one map per block of the cycle (``MTGNNConfig.shortcut_per_phase``)."""
     dm = TimeSeriesDataModule(dataset, 96, horizon, batch_size=256, root=root)
     dm.setup()
     options = resolve_model_options("tslib", dm.num_nodes, horizon, {}, "auto", freq=dm.freq)
     torch.manual_seed(0)
     config = MTGNNConfig(num_nodes=dm.num_nodes, seq_len=96, horizon=horizon,
                          time_features=dm.n_time_features, shortcut_per_variable=per_variable,
-                         shortcut_cross_variable=cross, **options)  # fmt: skip
+                         shortcut_cross_variable=cross, shortcut_per_phase=per_phase,
+                         **options)  # fmt: skip
     model = MTGNN(config).eval()
     fitted = fit_start(model, dm.train_dataloader(), weighted=weighted, shrink=shrink,
                        trim=trim)  # fmt: skip
@@ -135,6 +139,7 @@ def refit(
     decay: float | None = None,
     lookback: int | None = None,
     towards_last: bool = False,
+    shrink: float | None = None,
 ) -> None:
     """Refit the shortcut to what the cycle leaves of the training windows, weighted as
     ``weighted_least_squares`` weights them (each window's RevIN variance), with relative
@@ -148,7 +153,9 @@ def refit(
     weights are zero), a shorter memory with fewer weights. ``towards_last`` pulls the map
     towards the random walk instead of towards zero (``ridge`` then sets how hard): the fit
     is that of the targets less the last value of the window, repeated, and that map is added
-    back, so a large ``ridge`` forecasts the last value, as the naive forecast does."""
+    back, so a large ``ridge`` forecasts the last value, as the naive forecast does.
+    ``shrink``: the pull of maps per phase block towards their shared fit (by default
+    ``PHASE_SHRINK``)."""
     ordered = in_order(dm)
     seq_len, horizon = model.config.seq_len, model.config.horizon
     if decay is not None:  # the training span, for the windows' ages
@@ -174,10 +181,11 @@ def refit(
             if decay is not None:
                 age = 1.0 - (step.double() - first) / span  # (B,): 0 the newest, 1 the oldest
                 weight = weight * torch.exp(-age / decay).to(weight.dtype)[:, None]
-            yield xr, yr, weight
+            phase = model.shortcut_phase(step)
+            yield (xr, yr, weight) if phase is None else (xr, yr, weight, phase)
 
     with torch.no_grad():
-        model.shortcut.fit_least_squares(windows(), ridge=ridge)
+        model.shortcut.fit_least_squares(windows(), ridge=ridge, shrink=shrink)
         if towards_last:
             model.shortcut.linear.weight[:, -1] += 1.0
 
@@ -246,7 +254,9 @@ def refit_cycle(model: MTGNN, dm: TimeSeriesDataModule) -> None:
 # {"per_variable": True, "shrink": s}: the weighted start of the model with one map per variable;
 # {"trim": t}: the weighted start with gross outliers left out (train.start_trim), its count beside;
 # {"cross": True}: the weighted start with maps that read every variable's look-back
-# (MTGNNConfig.shortcut_cross_variable; its own ridge, CROSS_RIDGE, unless a refit follows)
+# (MTGNNConfig.shortcut_cross_variable; its own ridge, CROSS_RIDGE, unless a refit follows);
+# {"per_phase": True}: the weighted start with one map per block of the cycle
+# (MTGNNConfig.shortcut_per_phase; shrunk by PHASE_SHRINK unless a refit with "shrink" follows)
 VARIANTS: dict[str, list[dict]] = {
     "weighted_least_squares (ridge 1e-4)": [],
     "ridge 0.1": [{"ridge": 0.1}],
@@ -271,6 +281,10 @@ VARIANTS: dict[str, list[dict]] = {
     "cross-variable, ridge 0.1": [{"cross": True}, {"ridge": 0.1}],
     "cross-variable, ridge 1": [{"cross": True}],
     "cross-variable, ridge 10": [{"cross": True}, {"ridge": 10.0}],
+    "per phase, shrunk 0.1": [{"per_phase": True}, {"shrink": 0.1}],
+    "per phase, shrunk 1": [{"per_phase": True}],
+    "per phase, shrunk 3": [{"per_phase": True}, {"shrink": 3.0}],
+    "per phase, shrunk 10": [{"per_phase": True}, {"shrink": 10.0}],
 }
 
 
@@ -281,11 +295,12 @@ def variants(
     ``names``, all by default)."""
     row = [dataset, str(horizon)]
     for steps in (VARIANTS[name] for name in names or VARIANTS):
-        own = next((step for step in steps if {"per_variable", "trim", "cross"} & step.keys()), {})
+        kinds = {"per_variable", "trim", "cross", "per_phase"}
+        own = next((step for step in steps if kinds & step.keys()), {})
         dm, model, fitted = started(
             dataset, horizon, True, root, per_variable=own.get("per_variable", False),
             shrink=own.get("shrink", 0.0), trim=own.get("trim", 0.0),
-            cross=own.get("cross", False),
+            cross=own.get("cross", False), per_phase=own.get("per_phase", False),
         )  # fmt: skip
         for step in steps:
             if "rank" in step:
