@@ -150,11 +150,11 @@ that scored every candidate on validation windows only
   split, ``experiments/candidates/per_phase_benchmark.yaml``, ETTh1 over three seeds level,
   lower at H = 96 to 336 and higher at H=720, where the trained model replaced its start in
   every seed; ETTh2 unchanged, its start keeping the shared map; ETTm1 0.9 % lower over three
-  seeds; weather 0.2 % lower with one seed; it waits for weather's other seeds; keeping the maps
-  at their start or training them slower validated higher). A seed ensemble of three
-  recipes (``experiments/seed_ensemble.py``, ``experiments/results/ensemble_search/``)
-  validated 0-1.2 % below its members' mean, for three times the training, so the recipe
-  trains one model.
+  seeds; weather 0.2 % lower with seed 0, level at H=96 with seed 1; it waits for weather's
+  other seeds; keeping the maps at their start or training them slower validated higher).
+  A seed ensemble of three recipes (``experiments/seed_ensemble.py``,
+  ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
+  three times the training, so the recipe trains one model.
 
 It applies to the protocols ``tslib`` and ``holdout`` (user data forecast over many steps), not
 to ``mtgnn``, whose benchmark is reproduced with the paper's own model. Settings given
