@@ -88,12 +88,12 @@ def started(
     ``per_phase``, one map per block of the cycle (``MTGNNConfig.shortcut_per_phase``)."""
     dm = TimeSeriesDataModule(dataset, 96, horizon, batch_size=256, root=root)
     dm.setup()
-    options = resolve_model_options("tslib", dm.num_nodes, horizon, {}, "auto", freq=dm.freq)
+    maps = dict(shortcut_per_variable=per_variable, shortcut_cross_variable=cross,
+                shortcut_per_phase=per_phase)  # fmt: skip
+    options = resolve_model_options("tslib", dm.num_nodes, horizon, maps, "auto", freq=dm.freq)
     torch.manual_seed(0)
     config = MTGNNConfig(num_nodes=dm.num_nodes, seq_len=96, horizon=horizon,
-                         time_features=dm.n_time_features, shortcut_per_variable=per_variable,
-                         shortcut_cross_variable=cross, shortcut_per_phase=per_phase,
-                         **options)  # fmt: skip
+                         time_features=dm.n_time_features, **options)  # fmt: skip
     model = MTGNN(config).eval()
     fitted = fit_start(model, dm.train_dataloader(), weighted=weighted, shrink=shrink,
                        trim=trim)  # fmt: skip

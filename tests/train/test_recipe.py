@@ -277,7 +277,7 @@ def test_start_trim_leaves_the_window_variables_with_a_gross_outlier_out_of_the_
     dm = TimeSeriesDataModule(frame, 48, 12, protocol="tslib", batch_size=16)
     train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse",
                         shortcut_init="least_squares", start_trim=10.0)  # fmt: skip
-    options = {**TINY_MODEL, "cycle_length": 24}
+    options = {**TINY_MODEL, "cycle_length": 24, "shortcut_per_phase": False}  # one map
     result = fit_datamodule(dm, model=options, train=train, run_dir=tmp_path, test=False)
     model = result.module.model
     xs, ys, steps = zip(*[(x, y, step) for x, y, _, step in dm.train_dataloader()], strict=True)
@@ -459,12 +459,13 @@ def test_auto_cycle_length_is_the_cycle_whose_start_validates_best(tmp_path, fra
 
     dm = TimeSeriesDataModule(frame(), 48, 12, protocol="tslib", batch_size=16)
     train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
-    auto = fit_datamodule(dm, model={**TINY_MODEL, "cycle_length": "auto"}, train=train,
+    model = {**TINY_MODEL, "shortcut_per_phase": False}  # the cycle is chosen with one map
+    auto = fit_datamodule(dm, model={**model, "cycle_length": "auto"}, train=train,
                           run_dir=tmp_path / "a", test=False)  # fmt: skip
     assert auto.module.model_config.cycle_length == chosen
     scores = {w: auto.metrics[f"start_val_loss_cycle{w}"] for w in (24, 168)}
     assert min(scores, key=scores.get) == chosen
-    given = fit_datamodule(dm, model={**TINY_MODEL, "cycle_length": chosen}, train=train,
+    given = fit_datamodule(dm, model={**model, "cycle_length": chosen}, train=train,
                            run_dir=tmp_path / "g", test=False)  # fmt: skip
     assert given.metrics["start_val_loss"] == pytest.approx(scores[chosen], rel=1e-6)
     for key, value in given.module.model.state_dict().items():
@@ -683,3 +684,48 @@ def test_auto_maps_resolve_to_the_shared_map_without_a_choice_to_make():
         "tslib", 7, 96, phase, freq="h", choose_maps=lambda options, keys: "shortcut_per_phase"
     )
     assert chosen["shortcut_per_phase"] is True and chosen["cycle_length"] == 24
+
+
+def test_recipe_offers_maps_per_phase_block_where_the_data_have_a_cycle():
+    seen = []
+
+    def choose(options, keys):
+        seen.append(keys)
+        return "shortcut_per_phase"
+
+    hourly = resolve_model_options("tslib", 7, 96, {}, freq="h", choose_maps=choose)
+    assert seen == [["shortcut_per_phase"]] and hourly["shortcut_per_phase"] is True
+    assert resolve_model_options("tslib", 7, 96, {}, freq="h")["shortcut_per_phase"] is False
+    # no calendar, no cycle: nothing to choose, the shared map
+    assert resolve_model_options("holdout", 7, 24, {}, choose_maps=choose)[
+        "shortcut_per_phase"] is False  # fmt: skip
+    # explicit settings win; the single-step protocol and recipe "none" leave the model alone
+    for given in ({"shortcut_per_phase": False}, {"shortcut_per_variable": True},
+                  {"linear_shortcut": "dlinear"}):  # fmt: skip
+        resolved = resolve_model_options("tslib", 7, 96, given, freq="h", choose_maps=choose)
+        assert resolved["shortcut_per_phase"] is False
+    assert len(seen) == 1
+    assert "shortcut_per_phase" not in resolve_model_options("mtgnn", 8, 3, {}, freq="h")
+    assert "shortcut_per_phase" not in resolve_model_options(
+        "tslib", 7, 96, {}, recipe="none", freq="h"
+    )
+
+
+def test_recipe_trains_maps_per_phase_block_where_the_dynamics_follow_the_hour(tmp_path):
+    """Under the recipe nothing needs setting: the trainer scores the start with the shared
+    map and with maps per block of the day, and keeps the better; ``False`` keeps the shared
+    map without scoring."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_hourly_dynamics_frame(), 48, 12, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    model = {**TINY_MODEL, "cycle_length": 24}
+    auto = fit_datamodule(dm, model=model, train=train, run_dir=tmp_path / "a", test=False)
+    assert auto.module.model_config.shortcut_per_phase is True
+    assert "start_val_loss_per_phase_maps" in auto.metrics
+    shared = {**model, "shortcut_per_phase": False}
+    off = fit_datamodule(dm, model=shared, train=train, run_dir=tmp_path / "s", test=False)
+    assert off.module.model_config.shortcut_per_phase is False
+    assert "start_val_loss_per_phase_maps" not in off.metrics
