@@ -3,7 +3,9 @@
 Each cell runs a model at the ETTh1-like shape (``B=32, N=7, T=96, H=96``, as
 ``bench_speed.py``; ``--model``: ``default``, ``MTGNNConfig``'s defaults, or ``recipe``, the
 long-horizon recipe's model that ``tsattn fit`` trains under the tslib protocol, its daily cycle
-fed random phases) in a fresh interpreter whose OpenMP wait policy is set before torch
+fed random phases and its shortcut one shared map, or ``recipe-phase``, the same with the
+shortcut's maps per hour of the day, which the fit trains where their start validates lower)
+in a fresh interpreter whose OpenMP wait policy is set before torch
 loads, and reports the median step time over ``--steps`` steps after six seconds of warm-up
 steps (``--repeats``: the median cell of that many round-robin rounds). The
 competitor is a second interpreter started by this script that multiplies 1024 x 1024
@@ -68,7 +70,7 @@ COMPETITOR = (
 )
 
 
-MODELS = ("default", "recipe")
+MODELS = ("default", "recipe", "recipe-phase")
 
 
 def child(steps: int, model: str) -> None:
@@ -80,8 +82,9 @@ def child(steps: int, model: str) -> None:
 
     torch.manual_seed(0)
     batch, spec = SHAPES[next(iter(SHAPES))]
-    if model == "recipe":
-        spec = {**spec, **resolve_model_options("tslib", spec["num_nodes"], spec["horizon"], {},
+    if model != "default":
+        maps = {"shortcut_per_phase": model == "recipe-phase"}
+        spec = {**spec, **resolve_model_options("tslib", spec["num_nodes"], spec["horizon"], maps,
                                                  freq="h")}  # fmt: skip
     step, _ = model_step(make_config(spec), batch, torch.device("cpu"))
     for _ in range(2):

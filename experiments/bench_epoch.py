@@ -2,7 +2,7 @@
 
 The file has electricity's shape (26304 rows x 321 variables, ``make_like("electricity")``);
 the data module applies the tslib protocol (L=96, H=96, StandardScaler on the train rows,
-18,221 shuffled training windows, batch 32, the last partial batch kept). Two models, one row
+18,221 shuffled training windows, batch 32, the last partial batch kept). Three models, one row
 each (``--models``):
 
 - ``default``: the default ``MTGNNConfig`` (learned graph over the 321 variables, RevIN,
@@ -10,7 +10,11 @@ each (``--models``):
 - ``recipe``: what ``tsattn fit --data electricity`` trains under the tslib protocol, the
   long-horizon recipe's model (:func:`tsattn.train.recipe.resolve_model_options`: on 321
   variables the learned graph, ``GRAPH_FROM``; narrow layers, linear shortcut, daily cycle)
-  with the recipe's loss and learning rate.
+  with the recipe's loss and learning rate, its shortcut one map shared by every hour;
+- ``recipe-phase``: the same with the shortcut's maps per block of the cycle, one per hour of
+  the day (``shortcut_per_phase=True``), which the fit trains instead where their closed-form
+  start validates lower (``shortcut_per_phase="auto"``, the recipe's setting). The two rows
+  tell what the maps cost in time, measured in one run.
 
 Every step is a full training step (forward, loss, backward, Adam), as ``tsattn fit`` runs it
 without Lightning's bookkeeping. Each model runs twice: with freed memory kept for the next step
@@ -28,7 +32,7 @@ product this machine runs in the same process (``matmul_rate``). No implementati
 model runs an epoch faster on this machine than that floor.
 
     python experiments/bench_epoch.py --steps 20
-    python experiments/bench_epoch.py --steps 0 --models recipe
+    python experiments/bench_epoch.py --steps 0 --models recipe,recipe-phase
 """
 
 from __future__ import annotations
@@ -62,14 +66,18 @@ from tsattn.train.allocator import reuse_freed_memory  # noqa: E402
 from tsattn.train.module import adam  # noqa: E402
 from tsattn.train.recipe import resolve_loss, resolve_lr, resolve_model_options  # noqa: E402
 
-MODELS = ("default", "recipe")
+MODELS = ("default", "recipe", "recipe-phase")
+#: the explicit model settings of each row, overlaid on the recipe's (none for ``default``)
+SETTINGS = {"default": {}, "recipe": {"shortcut_per_phase": False},
+            "recipe-phase": {"shortcut_per_phase": True}}  # fmt: skip
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
 def build(name: str, dm: TimeSeriesDataModule) -> tuple[MTGNN, str, float]:
     """The model ``name`` for ``dm``'s data, its training loss and learning rate."""
-    recipe = "auto" if name == "recipe" else "none"
-    options = resolve_model_options("tslib", dm.num_nodes, 96, {}, recipe, freq=dm.freq)
+    recipe = "none" if name == "default" else "auto"
+    options = resolve_model_options("tslib", dm.num_nodes, 96, SETTINGS[name], recipe,
+                                    freq=dm.freq)  # fmt: skip
     model = MTGNN(MTGNNConfig(num_nodes=dm.num_nodes, seq_len=96, horizon=96, **options))
     return model, resolve_loss("tslib", "auto", recipe), resolve_lr("tslib", "auto", recipe)
 
@@ -184,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"cpu, torch {torch.__version__}, threads {torch.get_num_threads()}; tslib protocol, "
         "L=96, H=96; default: MTGNNConfig's defaults; recipe: the model `tsattn fit` trains "
-        "under the tslib protocol; target: under 30 minutes; floor: the step's products and "
+        "under the tslib protocol, its shortcut one shared map; recipe-phase: the same with "
+        "the shortcut's maps per hour of the day, which the fit trains where their start "
+        "validates lower; target: under 30 minutes; floor: the step's products and "
         "convolutions times the epoch's steps at the fastest float32 matrix product measured "
         f"in this run ({rate / 1e9:.0f} GFLOP/s); load average before / "
         f"after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"

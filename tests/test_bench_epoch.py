@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -42,3 +44,18 @@ def test_step_flops_see_the_hand_written_backward_of_the_gated_convolution(bench
 def test_matmul_rate_is_a_rate_in_flop_per_second(bench):
     rate = bench.matmul_rate(size=64, repeats=2)
     assert 1e6 < rate < 1e15  # between a megaflop and a petaflop per second
+
+
+def test_recipe_rows_time_the_shared_map_and_the_maps_per_block_the_fit_chooses_between(bench):
+    """The recipe trains whichever of the two maps validates lower, so both are timed."""
+    data = SimpleNamespace(num_nodes=7, freq="h")
+    shared, loss, lr = bench.build("recipe", data)
+    per_phase, loss_phase, lr_phase = bench.build("recipe-phase", data)
+    assert shared.config.shortcut_per_phase is False
+    assert per_phase.config.shortcut_per_phase is True
+    assert per_phase.config.cycle_length == shared.config.cycle_length == 24
+    assert (loss, lr) == (loss_phase, lr_phase)
+    n_params = [sum(p.numel() for p in m.parameters()) for m in (shared, per_phase)]
+    assert n_params[1] > n_params[0]  # one map per hour of the day instead of one
+    default, *_ = bench.build("default", data)
+    assert default.config.linear_shortcut == "none"
