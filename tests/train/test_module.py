@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -11,6 +13,7 @@ from tests.train.conftest import TINY_MODEL
 from tests.train.toy import ToyDataModule
 from tsattn.models.mtgnn import MTGNNConfig
 from tsattn.train import ForecastModule, TrainConfig, fit_datamodule, recipe
+from tsattn.train.module import horizon_weights
 from tsattn.train.trainer import mean_loss
 
 
@@ -228,6 +231,41 @@ def test_freq_loss_trains_and_validates_on_the_plain_loss(toy, tmp_path):
 def test_freq_loss_must_lie_in_unit_interval(weight):
     with pytest.raises(ValueError, match=r"train\.freq_loss=.* must lie in \[0, 1\]"):
         TrainConfig(freq_loss=weight)
+
+
+def test_arctan_horizon_weight_scales_each_step_of_the_training_loss_only():
+    """xPatch's arctangent loss: step i of forecast and target scaled by 1 + pi/4 - atan(i)."""
+    model = MTGNNConfig(num_nodes=3, seq_len=24, horizon=6, layers=2).to_dict()
+    module = ForecastModule(model, TrainConfig(loss="l1", horizon_weight="arctan").to_dict())
+    pred, target = torch.randn(4, 6, 3), torch.randn(4, 6, 3)
+    steps = torch.tensor([1 + math.pi / 4 - math.atan(i) for i in range(1, 7)])
+    expected = ((pred - target).abs() * steps[:, None]).mean()
+    torch.testing.assert_close(module.training_loss(pred, target), expected)
+    assert steps[0] == 1 and steps[-1] < 0.4  # the near steps weigh most
+    # validation, early stopping and keep_start read the plain loss
+    torch.testing.assert_close(module._loss(pred, target), (pred - target).abs().mean())
+
+
+def test_arctan_horizon_weight_combines_with_the_frequency_loss():
+    model = MTGNNConfig(num_nodes=3, seq_len=24, horizon=6, layers=2).to_dict()
+    train = TrainConfig(loss="mse", horizon_weight="arctan", freq_loss=0.5).to_dict()
+    module = ForecastModule(model, train)
+    pred, target = torch.randn(4, 6, 3), torch.randn(4, 6, 3)
+    error = (pred - target) * horizon_weights(6)[:, None]
+    expected = 0.5 * error.square().mean() + 0.5 * _dft_l1(error)
+    torch.testing.assert_close(module.training_loss(pred, target).double(), expected)
+
+
+def test_arctan_horizon_weight_trains(toy, tmp_path):
+    result = _fit(toy, tmp_path, horizon_weight="arctan", keep_start=False)
+    expected = mean_loss(result.module, toy.val_dataloader())
+    again = result.trainer.validate(result.module, toy.val_dataloader(), verbose=False)[0]
+    assert again["val_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_unknown_horizon_weight_names_the_setting():
+    with pytest.raises(ValueError, match=r"train\.horizon_weight='linear' is not valid"):
+        TrainConfig(horizon_weight="linear")
 
 
 def test_cpu_training_uses_fused_adam_equal_to_the_looped_one():

@@ -45,6 +45,7 @@ LR_SCHEDULES = ("none", "exponential", "cosine")
 SHORTCUT_INITS = ("least_squares", "weighted_least_squares", "random")
 CYCLE_INITS = ("mean", "zero")
 MONITORS = ("loss", "mse", "mae")
+HORIZON_WEIGHTS = ("none", "arctan")
 PROTOCOLS = ("auto", "tslib", "mtgnn", "holdout")
 SCALINGS = ("standard", "maxabs_legacy", "none")
 
@@ -163,6 +164,13 @@ class TrainConfig(_Section):
     (FreDF: Wang et al., "FreDF: Learning to Forecast in the Frequency Domain", ICLR 2025): the
     steps of one forecast are correlated, and in the frequency domain their errors are much
     less so. Validation, early stopping and ``keep_start`` still read ``loss`` alone; 0 is off.
+    ``horizon_weight="arctan"`` trains on forecasts and targets whose step ``i`` (1 to H) is
+    scaled by ``1 + pi/4 - arctan(i)`` (xPatch's arctangent loss: Stitsyuk and Choi, AAAI 2025):
+    1 at the first step, 0.31 at the tenth, falling towards 1 - pi/4 (0.21), so that training weighs
+    the near steps, which the look-back predicts best, over the far ones; with ``freq_loss``
+    the spectrum is taken of the scaled error. xPatch validates on the scaled error too;
+    tsattn's validation, early stopping and ``keep_start`` read the plain ``loss``, as for
+    ``freq_loss``. ``none`` (the default) weighs every step alike.
     ``monitor`` is the validation score that picks the best checkpoint and stops early, and that
     ``keep_start`` and the recipe's choices of cycle and shortcut maps compare: ``loss`` (the
     training loss, logged as ``val_loss``), or ``mse`` / ``mae`` (``val_mse`` / ``val_mae``, in
@@ -218,6 +226,7 @@ class TrainConfig(_Section):
     val_checks_per_epoch: int | str = "auto"
     ema_decay: float = 0.0
     freq_loss: float = 0.0
+    horizon_weight: str = "none"
     monitor: str = "loss"
     seed: int = 0
     precision: str = "32-true"
@@ -246,6 +255,7 @@ class TrainConfig(_Section):
         _choice("train.shortcut_init", self.shortcut_init, SHORTCUT_INITS)
         _choice("train.cycle_init", self.cycle_init, CYCLE_INITS)
         _choice("train.monitor", self.monitor, MONITORS)
+        _choice("train.horizon_weight", self.horizon_weight, HORIZON_WEIGHTS)
         if isinstance(self.lr, str) and self.lr != "auto":
             try:
                 self.lr = float(self.lr)

@@ -36,9 +36,21 @@ from tsattn.train.config import TrainConfig
 from tsattn.train.metrics import MetricAccumulator
 from tsattn.train.recipe import DEFAULT_LR
 
-__all__ = ["ForecastModule", "adam"]
+__all__ = ["ForecastModule", "adam", "horizon_weights"]
 
 METRIC_SPACES = ("scaled", "original")
+
+
+def horizon_weights(horizon: int) -> torch.Tensor:
+    """xPatch's arctangent weight of each forecast step ``i = 1..horizon``:
+    ``1 + pi/4 - arctan(i)``, 1 at the first step and falling towards ``1 - pi/4`` (Stitsyuk
+    and Choi, AAAI 2025; ``train.horizon_weight="arctan"``).
+
+    >>> horizon_weights(3)
+    tensor([1.0000, 0.6782, 0.5364])
+    """
+    steps = torch.arange(1, horizon + 1, dtype=torch.float64)
+    return (1 + math.pi / 4 - torch.atan(steps)).float()
 
 
 class ForecastModule(pl.LightningModule):
@@ -107,8 +119,12 @@ class ForecastModule(pl.LightningModule):
         return F.mse_loss(pred, target)  # "mse", and "auto" outside fit_datamodule
 
     def training_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The loss the optimiser follows: ``_loss`` (what validation reads), mixed with the
-        frequency-domain error when ``train.freq_loss`` > 0 (FreDF)."""
+        """The loss the optimiser follows: ``_loss`` (what validation reads), of forecasts and
+        targets scaled step by step when ``train.horizon_weight`` is ``arctan`` (xPatch), mixed
+        with the frequency-domain error when ``train.freq_loss`` > 0 (FreDF)."""
+        if self.train_config.horizon_weight == "arctan":
+            steps = horizon_weights(pred.shape[1]).to(pred.device)[:, None]  # (H, 1)
+            pred, target = pred.float() * steps, target * steps
         weight = self.train_config.freq_loss
         loss = self._loss(pred, target)
         if weight == 0:
