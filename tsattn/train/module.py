@@ -97,6 +97,11 @@ class ForecastModule(pl.LightningModule):
             )
         self.register_buffer("scaler_loc", loc)
         self.register_buffer("scaler_scale", scale)
+        # (H, 1): each step's weight in the training loss, made once and moved with the module
+        weights = None
+        if self.train_config.horizon_weight == "arctan":
+            weights = horizon_weights(self.model_config.horizon)[:, None]
+        self.register_buffer("step_weights", weights, persistent=False)
         self._metrics = {"val": MetricAccumulator(), "test": MetricAccumulator()}
 
     def forward(
@@ -122,9 +127,8 @@ class ForecastModule(pl.LightningModule):
         """The loss the optimiser follows: ``_loss`` (what validation reads), of forecasts and
         targets scaled step by step when ``train.horizon_weight`` is ``arctan`` (xPatch), mixed
         with the frequency-domain error when ``train.freq_loss`` > 0 (FreDF)."""
-        if self.train_config.horizon_weight == "arctan":
-            steps = horizon_weights(pred.shape[1]).to(pred.device)[:, None]  # (H, 1)
-            pred, target = pred.float() * steps, target * steps
+        if self.step_weights is not None:
+            pred, target = pred.float() * self.step_weights, target * self.step_weights
         weight = self.train_config.freq_loss
         loss = self._loss(pred, target)
         if weight == 0:
