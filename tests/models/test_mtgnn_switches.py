@@ -500,3 +500,43 @@ def test_bad_per_phase_settings_raise_value_errors_naming_the_setting(options, m
 def test_bad_per_variable_settings_raise_value_errors_naming_the_setting(options, message):
     with pytest.raises(ValueError, match=message):
         MTGNNConfig(**SMALL, **options)
+
+
+def test_level_offset_is_one_more_input_of_the_linear_map():
+    """With ``shortcut_level`` the map reads the look-back and then the level offset; a weight
+    of 1 on the offset alone forecasts the training level itself at every step."""
+    torch.manual_seed(0)
+    model = MTGNN(MTGNNConfig(**SMALL, graph=False, channel_independent=True,
+                              linear_shortcut="linear", shortcut_level=True)).eval()  # fmt: skip
+    assert model.shortcut.linear.in_features == SMALL["seq_len"] + 1
+    model.level.copy_(torch.tensor([5.0, -1.0, 0.0, 2.0]))
+    with torch.no_grad():
+        model.shortcut.linear.weight.zero_()
+        model.shortcut.linear.bias.zero_()
+        model.shortcut.linear.weight[:, -1] = 1.0
+    x = torch.randn(3, SMALL["seq_len"], 4) * 2 + 7
+    out = model(x)
+    torch.testing.assert_close(out, model.level.expand_as(out), rtol=0, atol=1e-4)
+    with torch.no_grad():
+        model.shortcut.linear.weight[:, -1] = 0.25  # a quarter of the way to the level
+    mean = x.mean(1, keepdim=True)
+    torch.testing.assert_close(model(x), (mean + 0.25 * (model.level - mean)).expand_as(out),
+                               rtol=0, atol=1e-4)  # fmt: skip
+    assert "level" in model.state_dict()  # saved with the model
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(shortcut_level=True), "shortcut_level=True .* needs linear_shortcut='linear'"),
+        (dict(linear_shortcut="dlinear", shortcut_level=True),
+         "shortcut_level=True .* needs linear_shortcut='linear'"),
+        (dict(linear_shortcut="linear", revin=False, shortcut_level=True),
+         "shortcut_level=True .* and revin=True"),
+        (dict(linear_shortcut="linear", shortcut_level="auto"),
+         "shortcut_level must be true or false"),
+    ],
+)  # fmt: skip
+def test_bad_level_settings_raise_value_errors_naming_the_setting(options, message):
+    with pytest.raises(ValueError, match=message):
+        MTGNNConfig(**SMALL, **options)

@@ -729,3 +729,93 @@ def test_recipe_trains_maps_per_phase_block_where_the_dynamics_follow_the_hour(t
     off = fit_datamodule(dm, model=shared, train=train, run_dir=tmp_path / "s", test=False)
     assert off.module.model_config.shortcut_per_phase is False
     assert "start_val_loss_per_phase_maps" not in off.metrics
+
+
+def test_fit_start_fits_the_reversion_to_the_training_level():
+    """The start of a shortcut with ``shortcut_level`` reads the training inputs' mean into
+    ``level`` and fits the offset's weight with the map: windows whose future moves half of
+    the way from their own mean to the training level are forecast exactly."""
+    from tsattn.models.mtgnn import MTGNN, MTGNNConfig
+    from tsattn.train.trainer import fit_start
+
+    g = torch.Generator().manual_seed(0)
+    windows, seq_len, horizon = 400, 24, 6
+    mean = 5.0 + 3.0 * torch.randn(windows, 1, 2, generator=g)
+    spread = 0.5 + torch.rand(windows, 1, 2, generator=g)
+    x = mean + spread * torch.randn(windows, seq_len, 2, generator=g)
+    level = x.double().mean((0, 1)).float()  # the training inputs' mean of each variable
+    own = x.mean(1, keepdim=True)
+    y = (own + 0.5 * (level - own)).expand(-1, horizon, -1).contiguous()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
+    model = MTGNN(MTGNNConfig(num_nodes=2, seq_len=seq_len, horizon=horizon, layers=1,
+                              conv_channels=4, residual_channels=4, skip_channels=4,
+                              end_channels=4, graph=False, channel_independent=True,
+                              linear_shortcut="linear", shortcut_level=True)).eval()  # fmt: skip
+    assert fit_start(model, loader, weighted=True) == {"shortcut": windows * 2}
+    torch.testing.assert_close(model.level, level, rtol=0, atol=1e-5)
+    torch.testing.assert_close(model.shortcut.linear.weight[:, -1], torch.full((horizon,), 0.5),
+                               rtol=0, atol=1e-3)  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), y, rtol=0, atol=1e-3)
+
+
+def _reverting_frame(rows: int = 1500) -> pd.DataFrame:
+    """Two hourly variables that follow one level reverting to zero (AR(1), 0.97 per step),
+    plus noise: a window far from the series' mean tends back to it, which a map of the
+    normalised look-back alone cannot see."""
+    g = np.random.default_rng(7)
+    level = np.zeros(rows)
+    for t in range(1, rows):
+        level[t] = 0.97 * level[t - 1] + g.normal(0, 1.0)
+    values = np.stack([level + g.normal(0, 0.5, rows), -level + g.normal(0, 0.5, rows)], 1)
+    return pd.DataFrame(values, index=pd.date_range("2024-01-01", periods=rows, freq="h"))
+
+
+def test_auto_level_is_kept_where_its_start_validates_better(tmp_path):
+    """``shortcut_level="auto"`` scores the closed-form start with and without the level offset
+    on the validation windows and keeps the better; given, it is not scored."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import TimeSeriesDataModule
+    from tsattn.train import fit_datamodule
+
+    dm = TimeSeriesDataModule(_reverting_frame(), 48, 24, protocol="tslib", batch_size=16)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    model = {**TINY_MODEL, "cycle_length": 0}
+    auto = fit_datamodule(dm, model={**model, "shortcut_level": "auto"}, train=train,
+                          run_dir=tmp_path / "a", test=False)  # fmt: skip
+    assert auto.module.model_config.shortcut_level is True
+    scores = {name: auto.metrics[f"start_val_loss_{name}"] for name in ("level", "no_level")}
+    assert scores["level"] < 0.95 * scores["no_level"]
+    assert auto.metrics["start_val_loss"] == pytest.approx(scores["level"], rel=1e-6)
+    off = fit_datamodule(dm, model={**model, "shortcut_level": False}, train=train,
+                         run_dir=tmp_path / "o", test=False)  # fmt: skip
+    assert off.module.model_config.shortcut_level is False
+    assert "start_val_loss_level" not in off.metrics
+    assert off.metrics["start_val_loss"] == pytest.approx(scores["no_level"], rel=1e-6)
+
+
+def test_auto_level_is_chosen_last_and_only_for_a_linear_map_after_revin():
+    seen = []
+
+    def choose(options):
+        seen.append(dict(options))
+        return True
+
+    auto = {"shortcut_level": "auto", "shortcut_per_phase": "auto"}
+    resolved = resolve_model_options(
+        "tslib", 7, 96, auto, freq="h", choose_level=choose,
+        choose_maps=lambda options, keys: "shortcut_per_phase",
+    )  # fmt: skip
+    assert resolved["shortcut_level"] is True
+    assert seen[-1]["shortcut_per_phase"] is True and seen[-1]["shortcut_level"] is False
+    assert resolve_model_options("tslib", 7, 96, auto, freq="h")["shortcut_level"] is False
+    for no_level in ({"linear_shortcut": "dlinear"}, {"linear_shortcut": "none"},
+                     {"revin": False}):  # fmt: skip
+        resolved = resolve_model_options("tslib", 7, 96, {**auto, **no_level}, freq="h",
+                                         choose_level=choose)  # fmt: skip
+        assert resolved["shortcut_level"] is False
+    for given in (True, False):
+        resolved = resolve_model_options("tslib", 7, 96, {"shortcut_level": given},
+                                         choose_level=choose)  # fmt: skip
+        assert resolved["shortcut_level"] is given
+    assert len(seen) == 1

@@ -31,7 +31,7 @@ from tsattn.nn.cycle import ResidualCycle
 from tsattn.nn.fusion import create_fusion
 from tsattn.nn.graph import GraphLearner, MixHop, mix_hop_pair
 from tsattn.nn.mixers import create_mixer
-from tsattn.nn.revin import RevIN
+from tsattn.nn.revin import RevIN, RevINStats
 from tsattn.nn.shortcut import (
     SHORTCUTS,
     LinearShortcut,
@@ -208,7 +208,11 @@ class MTGNNConfig:
     a network that may stay channel-independent), ``shortcut_per_phase`` (one map per block of
     the cycle's positions, shared by every variable, picked by the block of each window's first
     forecast step: a periodic autoregression, whose weights change with the hour of the day;
-    needs ``cycle_length``), ``cycle_length`` (a learned periodic
+    needs ``cycle_length``), ``shortcut_level`` (the linear map reads, beside the normalised
+    look-back, how far the look-back's mean lies from the training series' mean in units of its
+    spread, :meth:`MTGNN.level_offset`, so that its forecast can revert part of the way to the
+    long-run level, which RevIN hides from it; needs ``linear_shortcut="linear"`` and
+    ``revin``), ``cycle_length`` (a learned periodic
     component of that many steps, CycleNet: :mod:`tsattn.nn.cycle`; 0 is off, and a model with a
     cycle reads each window's grid position, ``forward``'s ``step``), ``head_stride`` (the deep
     path forecasts every ``head_stride``-th step of the horizon and interpolates linearly
@@ -255,6 +259,7 @@ class MTGNNConfig:
     shortcut_per_variable: bool = False
     shortcut_cross_variable: bool = False
     shortcut_per_phase: bool = False
+    shortcut_level: bool = False
     cycle_length: int = 0
     head_stride: int = 1
     input_scales: tuple[int, ...] = ()
@@ -314,6 +319,13 @@ class MTGNNConfig:
                   and (self.shortcut_per_variable or self.shortcut_cross_variable)),
              "shortcut_per_phase=True shares each block's map by every variable: set "
              "shortcut_per_variable=False and shortcut_cross_variable=False"),
+            (isinstance(self.shortcut_level, bool),
+             "shortcut_level must be true or false ('auto' is for the trainer, which scores "
+             "the start with and without it on the validation windows)"),
+            (not (self.shortcut_level and (self.linear_shortcut != "linear" or not self.revin)),
+             "shortcut_level=True gives the linear map the look-back's distance from the "
+             "training level, in RevIN's units, so it needs linear_shortcut='linear' and "
+             "revin=True"),
             (isinstance(self.cycle_length, int) and self.cycle_length >= 0,
              "cycle_length must be an int >= 0 (0 turns the cycle off; 'auto' is for the "
              "trainer, which sets it from the data's step)"),
@@ -394,7 +406,7 @@ class MTGNN(nn.Module):
         self.shortcut = (
             LinearShortcut(
                 cfg.linear_shortcut,
-                cfg.seq_len,
+                cfg.seq_len + int(cfg.shortcut_level),  # the level offset, one input more
                 cfg.horizon,
                 cfg.decomposition_kernel,
                 num_nodes=cfg.num_nodes
@@ -406,6 +418,9 @@ class MTGNN(nn.Module):
             if cfg.linear_shortcut != "none"
             else None
         )
+        if cfg.shortcut_level:
+            # the training series' mean of each variable, in input units (fit_start sets it)
+            self.register_buffer("level", torch.zeros(cfg.num_nodes))
         self.cycle = (
             ResidualCycle(cfg.cycle_length, cfg.num_nodes) if cfg.cycle_length > 0 else None
         )
@@ -482,6 +497,28 @@ class MTGNN(nn.Module):
             return None
         return phase_block(step + self.config.seq_len, self.config.cycle_length)
 
+    def level_offset(self, stats: RevINStats) -> torch.Tensor:
+        """``(B, 1, N)``: how far the training series' mean (``level``) lies from each
+        window's mean, in units of the window's spread: RevIN's statistics ``stats``.
+
+        RevIN forecasts every window relative to its own mean, so a map of the normalised
+        look-back cannot tell a window far above the series' usual level from one at it.
+        Given this offset as one more input (``shortcut_level``), the linear map's weight on it
+        at step ``h`` moves the denormalised forecast a share of the way from the window's mean
+        to the training level: the reversion to the mean that RevIN takes away. Predicting a
+        window's future statistics from its own is what SAN does (Liu et al., "Adaptive
+        Normalization for Non-stationary Time Series Forecasting: A Temporal Slice
+        Perspective", NeurIPS 2023); here the weights are part of the shortcut's closed-form fit.
+
+        >>> model = MTGNN(MTGNNConfig(num_nodes=2, seq_len=4, horizon=2, layers=1,
+        ...                           linear_shortcut="linear", shortcut_level=True))
+        >>> x = torch.tensor([[[1.0, 0.0], [3.0, 0.0], [1.0, 2.0], [3.0, 2.0]]])  # (1, 4, 2)
+        >>> offset = model.level_offset(model.revin.normalize(x)[1])  # (1, 1, 2)
+        >>> [round(v, 4) for v in offset.flatten().tolist()]
+        [-2.0, -1.0]
+        """
+        return (self.level - stats.mean) / stats.std
+
     def _check_input(
         self, x: torch.Tensor, x_mark: torch.Tensor | None, step: torch.Tensor | None
     ) -> None:
@@ -527,7 +564,10 @@ class MTGNN(nn.Module):
             x = x - self.cycle(step, 0, cfg.seq_len)  # (B, T, N), the cycle's residual
         linear = None
         if self.shortcut is not None:
-            linear = self.shortcut(x, self.shortcut_phase(step))  # (B, T, N) -> (B, H, N)
+            inputs = x
+            if cfg.shortcut_level:  # (B, T, N) -> (B, T + 1, N): the offset after the window
+                inputs = torch.cat([x, self.level_offset(stats)], dim=1)
+            linear = self.shortcut(inputs, self.shortcut_phase(step))  # -> (B, H, N)
         batch, steps, nodes = x.shape
         if cfg.channel_independent:
             x = x.transpose(1, 2).reshape(batch * nodes, steps, 1)  # (B, T, N) -> (B*N, T, 1)

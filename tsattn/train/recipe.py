@@ -264,6 +264,7 @@ def resolve_model_options(
     freq: str | None = None,
     choose_cycle: Callable[[dict[str, Any], tuple[int, ...]], int] | None = None,
     choose_maps: Callable[[dict[str, Any], list[str]], str | None] | None = None,
+    choose_level: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """The recipe's settings for this data (none for ``recipe="none"`` or the ``mtgnn``
     protocol) overlaid by the explicit ``options``.
@@ -283,7 +284,10 @@ def resolve_model_options(
     with the shared map and with each: :func:`tsattn.train.trainer.choose_shortcut_maps`;
     ``None`` keeps the shared map); the shared map without it or without a linear shortcut.
     Cross-variable maps and maps per phase block need ``linear_shortcut="linear"``, maps per
-    phase block a cycle, and one variable has no maps per variable.
+    phase block a cycle, and one variable has no maps per variable. Last,
+    ``shortcut_level="auto"`` becomes ``choose_level(options)`` with the maps chosen (the
+    trainer scores the start with and without the level offset); ``False`` without it, without
+    a linear map or without RevIN.
 
     >>> resolve_model_options("mtgnn", 8, 3, {"cycle_length": "auto"}, freq="15min")
     {'cycle_length': 96}
@@ -304,6 +308,9 @@ def resolve_model_options(
         if options.get("channel_independent") and "graph" not in options:
             resolved["graph"] = False
     resolved.update(options)
+    auto_level = resolved.get("shortcut_level") == "auto"
+    if auto_level:
+        resolved["shortcut_level"] = False  # cycle and maps are chosen without the offset
     auto_maps = [key for key in MAP_NAMES if key and resolved.get(key) == "auto"]
     for key in auto_maps:
         resolved[key] = False  # the cycle is chosen with the shared map
@@ -328,6 +335,9 @@ def resolve_model_options(
         chosen = choose_maps(resolved, auto_maps)
         if chosen is not None:
             resolved[chosen] = True
+    linear = resolved.get("linear_shortcut", "none") == "linear"
+    if auto_level and linear and resolved.get("revin", True) and choose_level is not None:
+        resolved["shortcut_level"] = bool(choose_level(resolved))
     return resolved
 
 

@@ -495,19 +495,28 @@ def fit_start(
     variable whose input or target holds a value more than ``trim`` standard deviations from
     that variable's mean over the training inputs (:func:`gross_outliers`;
     ``TrainConfig.start_trim``): least squares and phase means have no defence against a gross
-    outlier. Returns the number of values fitted by each part (parts the model lacks are left
-    out) and, with ``trim``, the number of window variables left out (``trimmed``).
+    outlier. A shortcut that reads the level offset (``MTGNNConfig.shortcut_level``) first gets
+    its ``level``, the mean of each variable over the training inputs, and then fits its weight
+    on the offset with the rest of the map. Returns the number of values fitted by each part
+    (parts the model lacks are left out) and, with ``trim``, the number of window variables
+    left out (``trimmed``).
     """
     ordered = torch.utils.data.DataLoader(
         train_loader.dataset, batch_size=256, collate_fn=train_loader.collate_fn
     )
     seq_len, horizon = model.config.seq_len, model.config.horizon
-    bounds = _training_bounds(ordered, trim) if trim > 0 else None
+    level = shortcut and model.shortcut is not None and model.config.shortcut_level
+    moments = _training_moments(ordered) if trim > 0 or level else None
+    bounds = None
+    if trim > 0:
+        mean, std = moments
+        bounds = (mean - trim * std).float(), (mean + trim * std).float()
     trimmed = 0
 
     def windows() -> Iterator[tuple[torch.Tensor, ...]]:
-        """``(x (B, L, N), y (B, H, N), step (B,) | None, variance (B, N))``, normalised;
-        the window variables ``trim`` leaves out are NaN, which both fits skip."""
+        """``(x (B, L, N), y (B, H, N), step (B,) | None, variance (B, N), offset (B, 1, N)
+        | None)``, normalised; the window variables ``trim`` leaves out are NaN, which both
+        fits skip."""
         nonlocal trimmed
         trimmed = 0
         with torch.no_grad():
@@ -518,25 +527,31 @@ def fit_start(
                     x = x.masked_fill(out[:, None, :], math.nan)
                     y = y.masked_fill(out[:, None, :], math.nan)
                 variance = torch.ones_like(x[:, 0])  # (B, N)
+                offset = None
                 if model.revin is not None:
                     x, stats = model.revin.normalize(x)  # (B, L, N)
                     y = model.revin.normalize_target(y, stats)  # (B, H, N)
                     variance = stats.std.squeeze(1) ** 2  # (B, 1, N) -> (B, N)
-                yield x, y, rest[1] if len(rest) > 1 else None, variance
+                    offset = model.level_offset(stats) if level else None
+                yield x, y, rest[1] if len(rest) > 1 else None, variance, offset
 
     def residuals() -> Iterator[tuple[torch.Tensor, ...]]:
-        for x, y, step, variance in windows():
+        for x, y, step, variance, offset in windows():
             if model.cycle is not None:
                 x = x - model.cycle(step, 0, seq_len)  # (B, L, N)
                 y = y - model.cycle(step, seq_len, horizon)  # (B, H, N)
+            if offset is not None:
+                x = torch.cat([x, offset], dim=1)  # (B, L + 1, N), as forward reads it
             weight = variance if weighted else None
             phase = model.shortcut_phase(step)  # (B,), for maps per phase block
             yield (x, y, weight) if phase is None else (x, y, weight, phase)
 
     fitted = {}
     if cycle and model.cycle is not None:
-        fitted["cycle"] = model.cycle.fit_mean((x, step) for x, _, step, _ in windows())
+        fitted["cycle"] = model.cycle.fit_mean((x, step) for x, _, step, *_ in windows())
     if shortcut and model.shortcut is not None:
+        if level:
+            model.level.copy_(moments[0].to(model.level))
         with torch.no_grad():
             per_variable = model.shortcut.num_nodes is not None  # ``shrink`` is theirs
             fitted["shortcut"] = model.shortcut.fit_least_squares(
@@ -547,13 +562,11 @@ def fit_start(
     return fitted
 
 
-def _training_bounds(
-    loader: torch.utils.data.DataLoader, trim: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The interval ``mean +- trim * std`` of each variable over ``loader``'s input values,
-    ``(low (N,), high (N,))``; sums in float64, non-finite values left out. The global random
-    state is left as it was (iterating a loader draws from it), so that a trim that leaves
-    nothing out changes nothing."""
+def _training_moments(loader: torch.utils.data.DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and standard deviation of each variable over ``loader``'s input values,
+    ``(mean (N,), std (N,))`` in float64, non-finite values left out. The global random state is
+    left as it was (iterating a loader draws from it), so that reading them changes nothing
+    else."""
     total = square = count = 0.0
     with torch.random.fork_rng(devices=[]):
         for x, *_ in loader:
@@ -565,7 +578,7 @@ def _training_bounds(
     count = torch.as_tensor(count).clamp(min=1)
     mean = total / count
     std = (square / count - mean**2).clamp(min=0).sqrt()
-    return (mean - trim * std).float(), (mean + trim * std).float()
+    return mean, std
 
 
 def gross_outliers(
@@ -728,6 +741,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
                          shrink=cfg.shortcut_shrink, trim=cfg.start_trim)  # fmt: skip
     cycle_scores: dict[int, float] = {}
     map_scores: dict[str, float] = {}
+    level_scores: dict[str, float] = {}
 
     def choose_cycle(options: dict[str, Any], lengths: tuple[int, ...]) -> int:
         """The cycle whose closed-form start validates best (the first without a start to
@@ -758,9 +772,21 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
         map_scores.update({MAP_NAMES[key]: score for key, score in scores.items()})
         return chosen
 
+    def choose_level(options: dict[str, Any]) -> bool:
+        """Whether the shortcut's closed-form start validates better with the level offset
+        (``shortcut_level``) than without it (without a start to score: without)."""
+        if not has_val or cfg.shortcut_init == "random" or gap:
+            return False
+        scores = start_scores(
+            lambda on: make_module({**options, "shortcut_level": on}), (False, True), loader,
+            datamodule.val_dataloader(), **start_options,
+        )  # fmt: skip
+        level_scores.update({"level" if on else "no_level": score for on, score in scores.items()})
+        return scores[True] < scores[False]
+
     model_options = resolve_model_options(
         protocol, datamodule.num_nodes, datamodule.output_length, model or {}, cfg.recipe,
-        freq=freq, choose_cycle=choose_cycle, choose_maps=choose_maps,
+        freq=freq, choose_cycle=choose_cycle, choose_maps=choose_maps, choose_level=choose_level,
     )  # fmt: skip
     module = make_module(model_options)
     resume_from = _resume_path(ckpt_path, run_dir)
@@ -796,6 +822,7 @@ def _fit(datamodule, model, cfg, use_time_features, run_dir, ckpt_path, callback
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     metrics.update({f"start_val_loss_cycle{w}": score for w, score in cycle_scores.items()})
     metrics.update({f"start_val_loss_{maps}_maps": score for maps, score in map_scores.items()})
+    metrics.update({f"start_val_loss_{name}": score for name, score in level_scores.items()})
     if "trimmed" in fitted:
         metrics["start_trimmed"] = float(fitted["trimmed"])
     best_score = float(best.best_model_score) if best_path else math.inf
