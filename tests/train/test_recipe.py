@@ -757,6 +757,9 @@ def test_fit_start_fits_the_reversion_to_the_training_level():
                                rtol=0, atol=1e-3)  # fmt: skip
     with torch.no_grad():
         torch.testing.assert_close(model(x), y, rtol=0, atol=1e-3)
+    random_start = MTGNN(model.config)  # a shortcut started at random still reads the level
+    assert fit_start(random_start, loader, shortcut=False) == {}
+    torch.testing.assert_close(random_start.level, level, rtol=0, atol=1e-5)
 
 
 def _reverting_frame(rows: int = 1500) -> pd.DataFrame:

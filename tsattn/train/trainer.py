@@ -495,9 +495,9 @@ def fit_start(
     variable whose input or target holds a value more than ``trim`` standard deviations from
     that variable's mean over the training inputs (:func:`gross_outliers`;
     ``TrainConfig.start_trim``): least squares and phase means have no defence against a gross
-    outlier. A shortcut that reads the level offset (``MTGNNConfig.shortcut_level``) first gets
-    its ``level``, the mean of each variable over the training inputs, and then fits its weight
-    on the offset with the rest of the map. Returns the number of values fitted by each part
+    outlier. A model whose shortcut reads the level offset (``MTGNNConfig.shortcut_level``)
+    gets its ``level``, the mean of each variable over the training inputs, whether or not the
+    shortcut is fitted; the fit then sets the weight on the offset with the rest of the map. Returns the number of values fitted by each part
     (parts the model lacks are left out) and, with ``trim``, the number of window variables
     left out (``trimmed``).
     """
@@ -505,7 +505,7 @@ def fit_start(
         train_loader.dataset, batch_size=256, collate_fn=train_loader.collate_fn
     )
     seq_len, horizon = model.config.seq_len, model.config.horizon
-    level = shortcut and model.shortcut is not None and model.config.shortcut_level
+    level = model.shortcut is not None and model.config.shortcut_level
     moments = _training_moments(ordered) if trim > 0 or level else None
     bounds = None
     if trim > 0:
@@ -532,7 +532,7 @@ def fit_start(
                     x, stats = model.revin.normalize(x)  # (B, L, N)
                     y = model.revin.normalize_target(y, stats)  # (B, H, N)
                     variance = stats.std.squeeze(1) ** 2  # (B, 1, N) -> (B, N)
-                    offset = model.level_offset(stats) if level else None
+                    offset = model.level_offset(stats) if level and shortcut else None
                 yield x, y, rest[1] if len(rest) > 1 else None, variance, offset
 
     def residuals() -> Iterator[tuple[torch.Tensor, ...]]:
@@ -546,12 +546,12 @@ def fit_start(
             phase = model.shortcut_phase(step)  # (B,), for maps per phase block
             yield (x, y, weight) if phase is None else (x, y, weight, phase)
 
+    if level:  # the training level, also where the shortcut itself starts at random
+        model.level.copy_(moments[0].to(model.level))
     fitted = {}
     if cycle and model.cycle is not None:
         fitted["cycle"] = model.cycle.fit_mean((x, step) for x, _, step, *_ in windows())
     if shortcut and model.shortcut is not None:
-        if level:
-            model.level.copy_(moments[0].to(model.level))
         with torch.no_grad():
             per_variable = model.shortcut.num_nodes is not None  # ``shrink`` is theirs
             fitted["shortcut"] = model.shortcut.fit_least_squares(
