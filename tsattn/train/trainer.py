@@ -497,9 +497,9 @@ def fit_start(
     ``TrainConfig.start_trim``): least squares and phase means have no defence against a gross
     outlier. A model whose shortcut reads the level offset (``MTGNNConfig.shortcut_level``)
     gets its ``level``, the mean of each variable over the training inputs, whether or not the
-    shortcut is fitted; the fit then sets the weight on the offset with the rest of the map. Returns the number of values fitted by each part
-    (parts the model lacks are left out) and, with ``trim``, the number of window variables
-    left out (``trimmed``).
+    shortcut is fitted; the fit then sets the weight on the offset with the rest of the map.
+    Returns the number of values fitted by each part (parts the model lacks are left out) and,
+    with ``trim``, the number of window variables left out (``trimmed``).
     """
     ordered = torch.utils.data.DataLoader(
         train_loader.dataset, batch_size=256, collate_fn=train_loader.collate_fn
