@@ -48,3 +48,20 @@ def test_ablation_markdown_gives_no_spread_for_a_single_run(tmp_path):
     rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
     assert "| 0.3000 | 0.3000 |" in rows["sk"]  # one run: a mean, no made-up spread
     assert "0.4500 +- 0.0707" in rows["identity"]
+
+
+def test_ablation_markdown_names_the_mixers_one_seed_cannot_judge(tmp_path):
+    # sk has one paired seed: no spread, so no verdict; the summary line must not call it beaten
+    runs = _runs([("identity", 0, 0.40), ("identity", 1, 0.50), ("se", 0, 0.390),
+                  ("se", 1, 0.491), ("sk", 0, 0.30)])  # fmt: skip
+    write_table(summarize(runs, order=["identity", "se", "sk"]), tmp_path, title="t")
+    text = (tmp_path / "ablation.md").read_text()
+    assert "Not judged (one paired seed, no spread to test against): sk." in text
+
+
+def test_ablation_markdown_with_one_seed_only_judges_nothing(tmp_path):
+    runs = _runs([("identity", 0, 0.40), ("se", 0, 0.39)])
+    write_table(summarize(runs, order=["identity", "se"]), tmp_path, title="t")
+    text = (tmp_path / "ablation.md").read_text()
+    assert "better than identity: none" not in text
+    assert "Not judged (one paired seed, no spread to test against): se." in text

@@ -7,7 +7,8 @@ half-way restarts from its own ``last.ckpt``). The summary lands in ``<out>/abla
 ``<out>/ablation.md`` and ``<out>/ablation.png``: mean +- std over seeds of test MSE and MAE,
 parameter count, training seconds per epoch (validation excluded), and each mixer's test MSE
 minus ``identity``'s paired by seed, with a paired t-test's verdict (better / worse / within
-seed noise).
+seed noise; a mixer with one seed paired is named as not judged, since one difference has no
+spread to test against).
 """
 
 from __future__ import annotations
@@ -211,13 +212,24 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> No
             line += f" {diff} | {r.verdict} |"
         lines.append(line)
     if paired:
-        better = [m for m, v in table["verdict"].items() if v == "better"]
-        lines += [
-            "",
-            "Beyond seed noise (paired t-test over seeds, 95 %), better than identity: "
-            + (", ".join(better) if better else "none")
-            + ".",
-        ]
+        verdicts = table["verdict"]
+        better = [m for m, v in verdicts.items() if v == "better"]
+        unjudged = [m for m, v in verdicts.items() if v == "one seed"]
+        notes = []
+        if len(unjudged) < (verdicts != "reference").sum():  # at least one mixer was tested
+            notes.append(
+                "Beyond seed noise (paired t-test over seeds, 95 %), better than identity: "
+                + (", ".join(better) if better else "none")
+                + "."
+            )
+        if unjudged:
+            notes.append(
+                "Not judged (one paired seed, no spread to test against): "
+                + ", ".join(unjudged)
+                + "."
+            )
+        for note in notes:
+            lines += ["", note]
     (out_dir / "ablation.md").write_text("\n".join(lines) + "\n")
 
     fig = Figure(figsize=(max(5, 1.1 * len(table)) * 2, 3.5))
