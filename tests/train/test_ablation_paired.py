@@ -65,3 +65,20 @@ def test_ablation_markdown_with_one_seed_only_judges_nothing(tmp_path):
     text = (tmp_path / "ablation.md").read_text()
     assert "better than identity: none" not in text
     assert "Not judged (one paired seed, no spread to test against): se." in text
+
+
+def test_ablation_markdown_says_how_often_several_tests_err_by_chance(tmp_path):
+    # two mixers judged (se, eca), one not (sk): the bound counts the judged ones only
+    runs = _runs([("identity", 0, 0.40), ("identity", 1, 0.50), ("se", 0, 0.390),
+                  ("se", 1, 0.491), ("eca", 0, 0.41), ("eca", 1, 0.49),
+                  ("sk", 0, 0.30)])  # fmt: skip
+    write_table(summarize(runs, order=["identity", "se", "eca", "sk"]), tmp_path, title="t")
+    text = (tmp_path / "ablation.md").read_text()
+    assert "2 mixers tested, each at 95 %" in text and "in up to 10 % of such tables" in text
+
+
+def test_ablation_markdown_gives_no_chance_bound_for_a_single_test(tmp_path):
+    runs = _runs([("identity", 0, 0.40), ("identity", 1, 0.50), ("se", 0, 0.390),
+                  ("se", 1, 0.491)])  # fmt: skip
+    write_table(summarize(runs, order=["identity", "se"]), tmp_path, title="t")
+    assert "mixers tested" not in (tmp_path / "ablation.md").read_text()
