@@ -455,26 +455,37 @@ def summarize_search(
     return table, lines
 
 
-def write_mixer_ablations(out: Path, results: pd.DataFrame) -> None:
-    """For candidates that differ by mixer: one ablation table per (dataset, horizon), written by
-    the ablation runner's own summary (:mod:`tsattn.train.ablation`, paired by seed)."""
+# The switches whose ablations get a table paired by seed, each with the value the others are
+# compared with, and the folder prefix of its tables.
+ABLATED = {"mixer": ("identity", "ablation"), "fusion": ("skip", "fusion_ablation")}
+
+
+def write_ablations(out: Path, results: pd.DataFrame) -> None:
+    """For candidates that differ by the mixer alone, or by the fusion alone: one ablation table
+    per (dataset, horizon), written by the ablation runner's own summary
+    (:mod:`tsattn.train.ablation`, paired by seed)."""
+    from tsattn.nn.fusion import list_fusions
+    from tsattn.nn.mixers import list_mixers
     from tsattn.train.ablation import summarize, write_table
 
-    runs = results.assign(mixer=[m.get("mixer", "identity") for m in results["model"]])
-    if runs["mixer"].nunique() < 2 or runs["test_mse"].isna().any():
+    if results["test_mse"].isna().any():
         return
-    from tsattn.nn.mixers import list_mixers
-
-    order = [m for m in list_mixers() if m in set(runs["mixer"])]
-    for (dataset, horizon), part in runs.groupby(["dataset", "horizon"]):
-        folder = out / f"ablation_{dataset.lower()}_h{horizon}"
-        folder.mkdir(exist_ok=True)
-        title = (
-            f"{dataset}, L=96, H={horizon}, {part.protocol.iloc[0]} protocol, default recipe, "
-            f"up to {_count(part.seed.nunique(), 'seed')} (runs per mixer below), "
-            f"{part.device.iloc[0]}"
-        )
-        write_table(summarize(part, order=order), folder, title=title)
+    names = {"mixer": list_mixers(), "fusion": list_fusions()}
+    for switch, (reference, prefix) in ABLATED.items():
+        runs = results.assign(**{switch: [m.get(switch, reference) for m in results["model"]]})
+        if runs[switch].nunique() < 2 or (runs.groupby(switch)["candidate"].nunique() > 1).any():
+            continue  # not what the candidates vary, or not alone
+        order = [m for m in names[switch] if m in set(runs[switch])]
+        for (dataset, horizon), part in runs.groupby(["dataset", "horizon"]):
+            folder = out / f"{prefix}_{dataset.lower()}_h{horizon}"
+            folder.mkdir(exist_ok=True)
+            title = (
+                f"{dataset}, L=96, H={horizon}, {part.protocol.iloc[0]} protocol, default "
+                f"recipe, up to {_count(part.seed.nunique(), 'seed')} (runs per {switch} below), "
+                f"{part.device.iloc[0]}"
+            )
+            table = summarize(part, order=order, by=switch, reference=reference)
+            write_table(table, folder, title=title)
 
 
 def summary_title(out: Path, validation_only: bool) -> str:
@@ -502,7 +513,7 @@ def write_summary(
                 "(a search scored on validation windows only): summarise them with "
                 "--validation-only."
             )
-        write_mixer_ablations(out, results)
+        write_ablations(out, results)
     results.drop(columns=["model", "train", "overrides"]).to_csv(
         out / "cells.csv", index=False, float_format="%.6g"
     )

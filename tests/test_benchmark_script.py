@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,43 @@ def test_a_search_summarised_as_a_benchmark_says_what_to_add(bench_script, tmp_p
     )
     with pytest.raises(SystemExit, match=r"1 of the 1 cells .* no test scores.*--validation-only"):
         bench_script.write_summary(tmp_path, False, "Benchmark")
+
+
+def _ablation_cells(root, model_of):
+    """Cells of two seeds per candidate on one dataset and horizon; ``model_of`` gives each
+    candidate's resolved model settings."""
+    for name, model in model_of.items():
+        (root / "cells" / name).mkdir(parents=True)
+        for seed in (0, 1):
+            cell = dict(dataset="ETTh1", horizon=96, seed=seed, protocol="tslib", val_mse=0.7,
+                        test_mse=0.40 + 0.01 * seed + model.get("shift", 0.0), test_mae=0.4,
+                        test_windows=2785, epochs=5, sec_per_epoch=1.0, params=10,
+                        device="cpu", model=model, train={}, overrides=[])  # fmt: skip
+            (root / "cells" / name / f"ETTh1-h96-seed{seed}.json").write_text(json.dumps(cell))
+
+
+def test_candidates_that_differ_by_fusion_get_a_fusion_table(bench_script, tmp_path):
+    _ablation_cells(tmp_path, {
+        "default": {"mixer": "identity", "fusion": "skip"},
+        "fpn": {"mixer": "identity", "fusion": "fpn", "shift": 0.01},
+    })  # fmt: skip
+    bench_script.write_summary(tmp_path, False, "Benchmark")
+    text = (tmp_path / "fusion_ablation_etth1_h96" / "ablation.md").read_text()
+    assert text.startswith("Fusion ablation: ETTh1, L=96, H=96")
+    assert "| fpn | 2 |" in text and "+0.0100 +- 0.0000 | worse |" in text
+    assert not (tmp_path / "ablation_etth1_h96").exists()  # every mixer is identity
+
+
+def test_no_ablation_table_when_candidates_vary_more_than_the_switch(bench_script, tmp_path):
+    # two candidates share the mixer se (one with another fusion): se's runs would mix them
+    _ablation_cells(tmp_path, {
+        "default": {"mixer": "identity", "fusion": "skip"},
+        "se": {"mixer": "se", "fusion": "skip"},
+        "se-fpn": {"mixer": "se", "fusion": "fpn"},
+    })  # fmt: skip
+    bench_script.write_summary(tmp_path, False, "Benchmark")
+    assert not list(tmp_path.glob("*ablation_*"))
+    assert (tmp_path / "benchmark.md").is_file()
 
 
 def test_a_continued_run_keeps_the_title_of_its_summary(bench_script, tmp_path):

@@ -82,3 +82,26 @@ def test_ablation_markdown_gives_no_chance_bound_for_a_single_test(tmp_path):
                   ("se", 1, 0.491)])  # fmt: skip
     write_table(summarize(runs, order=["identity", "se"]), tmp_path, title="t")
     assert "mixers tested" not in (tmp_path / "ablation.md").read_text()
+
+
+def test_a_fusion_ablation_is_paired_with_skip(tmp_path):
+    runs = _runs([("skip", 0, 0.40), ("skip", 1, 0.50), ("fpn", 0, 0.41), ("fpn", 1, 0.511),
+                  ("asff", 0, 0.39), ("asff", 1, 0.52)])  # fmt: skip
+    runs = runs.rename(columns={"mixer": "fusion"})
+    table = summarize(runs, order=["skip", "fpn", "asff"], by="fusion", reference="skip")
+    assert table.index.name == "fusion"
+    assert table.loc["skip", "verdict"] == "reference" and table.loc["fpn", "verdict"] == "worse"
+    write_table(table, tmp_path, title="t")
+    text = (tmp_path / "ablation.md").read_text()
+    assert text.startswith("Fusion ablation: t")
+    assert "| fusion | runs |" in text and "MSE - skip (paired by seed) | vs skip |" in text
+    assert "better than skip: none." in text and "2 fusions tested" in text
+    assert "identity" not in text and "mixer" not in text
+
+
+def test_a_table_without_its_reference_has_no_paired_columns(tmp_path):
+    runs = _runs([("se", 0, 0.40), ("se", 1, 0.50), ("eca", 0, 0.41)])
+    write_table(summarize(runs, order=["se", "eca"]), tmp_path, title="t")
+    text = (tmp_path / "ablation.md").read_text()
+    assert "| mixer | runs | MSE | MAE | params | s/epoch |\n" in text
+    assert "paired" not in text and "better than" not in text

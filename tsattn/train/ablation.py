@@ -11,6 +11,10 @@ seed noise; a mixer with one seed paired is named as not judged, since one diffe
 spread to test against). With several mixers tested, the table also says how often chance alone
 would give one of them a verdict: each test errs 5 % of the time, so a table of nine errs
 somewhere in up to 45 % of ablations where no mixer matters.
+
+The table functions take the switch ablated as ``by``: ``summarize(runs, by="fusion",
+reference="skip")`` gives the same paired table for the multi-resolution fusions
+(``experiments/benchmark.py`` writes one for candidates that differ by mixer or by fusion alone).
 """
 
 from __future__ import annotations
@@ -131,24 +135,27 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
 
-def paired_difference(runs: pd.DataFrame, reference: str = "identity") -> pd.DataFrame:
-    """Per mixer: test MSE minus the reference's test MSE of the same seed, mean and spread.
+def paired_difference(
+    runs: pd.DataFrame, reference: str = "identity", by: str = "mixer"
+) -> pd.DataFrame:
+    """Per value of ``by`` (the switch ablated: ``mixer``, or ``fusion`` with ``reference``
+    ``skip``): test MSE minus the reference's test MSE of the same seed, mean and spread.
 
     ``verdict`` reads a paired t-test at 95 %: ``better`` or ``worse`` when the interval
     ``mean +- t * std / sqrt(n)`` of the per-seed differences excludes 0, ``within noise``
     otherwise, and ``one seed`` when no spread can be measured. Seeds the reference lacks are
     left out.
     """
-    if reference not in set(runs["mixer"]):
+    if reference not in set(runs[by]):
         return pd.DataFrame()
-    base = runs[runs["mixer"] == reference].set_index("seed")["test_mse"]
+    base = runs[runs[by] == reference].set_index("seed")["test_mse"]
     rows = {}
-    for mixer, part in runs.groupby("mixer", sort=False):
+    for value, part in runs.groupby(by, sort=False):
         diff = (part.set_index("seed")["test_mse"] - base).dropna()  # paired by seed
         n = len(diff)
         mean = float(diff.mean()) if n else float("nan")
         std = float(diff.std(ddof=1)) if n > 1 else float("nan")
-        if mixer == reference:
+        if value == reference:
             verdict = "reference"
         elif n < 2:
             verdict = "one seed"
@@ -157,14 +164,20 @@ def paired_difference(runs: pd.DataFrame, reference: str = "identity") -> pd.Dat
             verdict = (
                 "better" if mean + half < 0 else "worse" if mean - half > 0 else "within noise"
             )
-        rows[mixer] = {"paired_seeds": n, "d_mse_mean": mean, "d_mse_std": std, "verdict": verdict}
+        rows[value] = {"paired_seeds": n, "d_mse_mean": mean, "d_mse_std": std, "verdict": verdict}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per mixer: runs, mean/std of test MSE and MAE, params, seconds per epoch, and the
-    difference to ``identity`` paired by seed (:func:`paired_difference`) when it ran."""
-    grouped = runs.groupby("mixer", sort=False)
+def summarize(
+    runs: pd.DataFrame,
+    order: Sequence[str] | None = None,
+    by: str = "mixer",
+    reference: str = "identity",
+) -> pd.DataFrame:
+    """One row per mixer (per value of ``by``): runs, mean/std of test MSE and MAE, params,
+    seconds per epoch, and the difference to ``reference`` paired by seed
+    (:func:`paired_difference`) when it ran. The index is named after ``by``."""
+    grouped = runs.groupby(by, sort=False)
     table = pd.DataFrame(
         {
             "runs": grouped.size(),
@@ -176,12 +189,12 @@ def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.Data
             "sec_per_epoch": grouped["sec_per_epoch"].mean(),
         }
     )
-    paired = paired_difference(runs)
+    paired = paired_difference(runs, reference=reference, by=by)
     if not paired.empty:
         table = table.join(paired)
     if order is not None:
         table = table.reindex([m for m in order if m in table.index])
-    table.index.name = "mixer"
+    table.index.name = by
     return table
 
 
@@ -191,17 +204,24 @@ def _spread(mean: float, std: float, runs: int) -> str:
 
 
 def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> None:
-    """``ablation.csv``, ``ablation.md`` and ``ablation.png`` (bars with +-1 std) in ``out_dir``."""
+    """``ablation.csv``, ``ablation.md`` and ``ablation.png`` (bars with +-1 std) in ``out_dir``.
+
+    The table is :func:`summarize`'s: its index name says what was ablated (``mixer``,
+    ``fusion``) and its ``reference`` row what the others were paired with."""
     from matplotlib.figure import Figure
 
     out_dir = Path(out_dir)
     table.to_csv(out_dir / "ablation.csv", float_format="%.6g")
-    paired = "verdict" in table.columns
+    by = table.index.name or "mixer"
+    verdicts = table["verdict"] if "verdict" in table.columns else pd.Series(dtype=object)
+    reference = next((m for m, v in verdicts.items() if v == "reference"), None)
+    paired = reference is not None
+    heading = f"{by.capitalize()} ablation"
     lines = [
-        f"Mixer ablation: {title}" if title else "Mixer ablation",
+        f"{heading}: {title}" if title else heading,
         "",
-        "| mixer | runs | MSE | MAE | params | s/epoch |"
-        + (" MSE - identity (paired by seed) | vs identity |" if paired else ""),
+        f"| {by} | runs | MSE | MAE | params | s/epoch |"
+        + (f" MSE - {reference} (paired by seed) | vs {reference} |" if paired else ""),
         "|---|---|---|---|---|---|" + ("---|---|" if paired else ""),
     ]
     for r in table.itertuples():
@@ -215,14 +235,13 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> No
             line += f" {diff} | {r.verdict} |"
         lines.append(line)
     if paired:
-        verdicts = table["verdict"]
         better = [m for m, v in verdicts.items() if v == "better"]
         unjudged = [m for m, v in verdicts.items() if v == "one seed"]
         notes = []
         tested = int(verdicts.isin(["better", "worse", "within noise"]).sum())
         if tested:
             notes.append(
-                "Beyond seed noise (paired t-test over seeds, 95 %), better than identity: "
+                f"Beyond seed noise (paired t-test over seeds, 95 %), better than {reference}: "
                 + (", ".join(better) if better else "none")
                 + "."
             )
@@ -230,8 +249,8 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> No
             # each test errs 5 % of the time when nothing differs; over several, the chance
             # that one of them errs grows up to their sum (the union bound)
             notes.append(
-                f"{tested} mixers tested, each at 95 %: were none of them different from "
-                f"identity, a false better or worse verdict would still appear in up to "
+                f"{tested} {by}s tested, each at 95 %: were none of them different from "
+                f"{reference}, a false better or worse verdict would still appear in up to "
                 f"{min(100, 5 * tested)} % of such tables."
             )
         if unjudged:
