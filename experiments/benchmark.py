@@ -455,15 +455,15 @@ def summarize_search(
     return table, lines
 
 
-# The switches whose ablations get a table paired by seed, each with the value the others are
-# compared with, and the folder prefix of its tables.
-ABLATED = {"mixer": ("identity", "ablation"), "fusion": ("skip", "fusion_ablation")}
+# The switches whose ablations get a table paired by seed, with the folder prefix of its tables.
+ABLATED = {"mixer": "ablation", "fusion": "fusion_ablation"}
 
 
 def write_ablations(out: Path, results: pd.DataFrame) -> None:
     """For candidates that differ by the mixer alone, or by the fusion alone: one ablation table
     per (dataset, horizon), written by the ablation runner's own summary
-    (:mod:`tsattn.train.ablation`, paired by seed)."""
+    (:mod:`tsattn.train.ablation`, paired by seed with the registry's control, its first name:
+    ``identity``, ``skip``)."""
     from tsattn.nn.fusion import list_fusions
     from tsattn.nn.mixers import list_mixers
     from tsattn.train.ablation import summarize, write_table
@@ -471,7 +471,8 @@ def write_ablations(out: Path, results: pd.DataFrame) -> None:
     if results["test_mse"].isna().any():
         return
     names = {"mixer": list_mixers(), "fusion": list_fusions()}
-    for switch, (reference, prefix) in ABLATED.items():
+    for switch, prefix in ABLATED.items():
+        reference = names[switch][0]
         runs = results.assign(**{switch: [m.get(switch, reference) for m in results["model"]]})
         if runs[switch].nunique() < 2 or (runs.groupby(switch)["candidate"].nunique() > 1).any():
             continue  # not what the candidates vary, or not alone
