@@ -464,13 +464,11 @@ def write_ablations(out: Path, results: pd.DataFrame) -> None:
     per (dataset, horizon), written by the ablation runner's own summary
     (:mod:`tsattn.train.ablation`, paired by seed with the registry's control, its first name:
     ``identity``, ``skip``)."""
-    from tsattn.nn.fusion import list_fusions
-    from tsattn.nn.mixers import list_mixers
-    from tsattn.train.ablation import summarize, write_table
+    from tsattn.train.ablation import ablatable, summarize, write_table
 
     if results["test_mse"].isna().any():
         return
-    names = {"mixer": list_mixers(), "fusion": list_fusions()}
+    names = ablatable()
     for switch, prefix in ABLATED.items():
         reference = names[switch][0]
         runs = results.assign(**{switch: [m.get(switch, reference) for m in results["model"]]})

@@ -250,6 +250,31 @@ def test_ablate_writes_a_row_per_mixer_and_resumes(workdir, capsys):
     assert (out / "ablation.png").stat().st_size > 1000
 
 
+def test_ablate_fusions_pairs_each_with_skip_and_tests_the_trained_network(workdir, capsys):
+    out = workdir / "fusion-ablation"
+    assert main(["ablate", "--config", str(workdir / "tiny.yaml"), "--data",
+                 str(workdir / "small.csv"), "--fusions", "skip,fpn", "--seeds", "2",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "fpn seed 1: training" in capsys.readouterr().out
+    table = pd.read_csv(out / "ablation.csv", index_col="fusion")
+    assert list(table.index) == ["skip", "fpn"] and (table["runs"] == 2).all()
+    assert table.loc["skip", "verdict"] == "reference" and table.loc["fpn", "paired_seeds"] == 2
+    assert (table["kept_start"] == 0).all()  # keep_start off: the fusion is in every forecast
+    text = (out / "ablation.md").read_text()
+    assert text.startswith("Fusion ablation: small.csv") and ", trained network" in text
+    assert "| MSE - skip (paired by seed) | vs skip |" in text
+    run = RunConfig.from_yaml(out / "runs" / "fpn-seed1" / "config.yaml")
+    assert run.model["fusion"] == "fpn" and run.train.keep_start is False
+    assert run.train.seed == RunConfig().train.seed + 1
+
+
+def test_ablate_takes_mixers_or_fusions_not_both(workdir, capsys):
+    with pytest.raises(SystemExit):
+        main(["ablate", "--data", str(workdir / "small.csv"), "--mixers", "se",
+              "--fusions", "fpn"])  # fmt: skip
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_gpu_check_script_runs_in_cpu_only_mode(data_dir, tmp_path):
     """Also the console-script smoke test: the script calls `tsattn fit`."""
     assert shutil.which("tsattn"), "the tsattn console script is not installed (pip install -e .)"

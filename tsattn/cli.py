@@ -10,6 +10,7 @@
     tsattn forecast --data my.csv --horizon 24 --level 80 --level 95   # prediction intervals
     tsattn backtest --data my.csv --horizon 24 --n-windows 5 --step-size 24 --out bt/
     tsattn ablate --data ETTh1 --horizon 96 --mixers identity,se,eca --seeds 3
+    tsattn ablate --data ETTh1 --horizon 96 --fusions all --seeds 3   # skip, fpn, panet, asff
     tsattn datasets list | download ETTh1 | verify ETTh1
 
 Configuration is a :class:`~tsattn.train.config.RunConfig` (the same dataclasses as the
@@ -357,18 +358,27 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from tsattn.nn.mixers import list_mixers
-    from tsattn.train.ablation import run_ablation
+    from tsattn.train.ablation import ablatable, run_ablation
 
     cfg = _resolve(args)
     if cfg.data.data is None:
         raise ValueError("no data: pass --data NAME_OR_CSV (or data.data in --config).")
-    mixers = list_mixers() if args.mixers == "all" else [m.strip() for m in args.mixers.split(",")]
-    out = Path(args.out or Path(cfg.output_dir) / f"ablate-{_default_name(cfg).rsplit('-', 1)[0]}")
-    table = run_ablation(cfg, mixers, args.seeds, out, keep_checkpoints=args.keep_checkpoints)
+    by, chosen = ("fusion", args.fusions) if args.fusions else ("mixer", args.mixers)
+    values = ablatable()[by] if chosen == "all" else [v.strip() for v in chosen.split(",")]
+    folder = "ablate-" + ("fusion-" if by == "fusion" else "")
+    out = Path(args.out or Path(cfg.output_dir) / (folder + _default_name(cfg).rsplit("-", 1)[0]))
+    table = run_ablation(
+        cfg,
+        values,
+        args.seeds,
+        out,
+        by=by,
+        keep_start=args.keep_start,
+        keep_checkpoints=args.keep_checkpoints,
+    )
     print((out / "ablation.md").read_text())
     print(f"table: {out / 'ablation.csv'}, {out / 'ablation.md'}, {out / 'ablation.png'}")
-    return 0 if len(table) == len(mixers) else 1
+    return 0 if len(table) == len(values) else 1
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -456,11 +466,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_level_arg(bt)
     bt.set_defaults(func=_cmd_backtest)
 
-    ab = sub.add_parser("ablate", help="train every mixer x seed with all else fixed; table")
+    ab = sub.add_parser(
+        "ablate", help="train every mixer (or fusion) x seed with all else fixed; paired table"
+    )
     _add_config_args(ab)
-    ab.add_argument("--mixers", default="identity,se,eca", help="comma-separated, or 'all'")
+    switch = ab.add_mutually_exclusive_group()
+    switch.add_argument("--mixers", default="identity,se,eca", help="comma-separated, or 'all'")
+    switch.add_argument(
+        "--fusions", help="ablate the fusion instead: comma-separated (skip,fpn,...), or 'all'"
+    )
     ab.add_argument("--seeds", type=int, default=3, help="seeds per mixer (train.seed + 0..n-1)")
-    ab.add_argument("--out", help="output folder (default: <output_dir>/ablate-<data>-h<H>)")
+    ab.add_argument(
+        "--out",
+        help="output folder (default: <output_dir>/ablate-<data>-h<H>, ablate-fusion-... for "
+        "--fusions)",
+    )
+    ab.add_argument(
+        "--keep-start",
+        action="store_true",
+        help="let each run keep the closed-form start where it validates lower (train.keep_start); "
+        "off by default: the trained network, which the mixer or fusion changes, is tested",
+    )
     ab.add_argument("--keep-checkpoints", action="store_true", help="keep each run's checkpoints")
     ab.set_defaults(func=_cmd_ablate)
 

@@ -1,8 +1,18 @@
 """The ablation table compares every mixer with identity seed by seed."""
 
-import pandas as pd
+import re
 
-from tsattn.train.ablation import paired_difference, summarize, write_table
+import pandas as pd
+import pytest
+
+from tsattn.train.ablation import (
+    ablatable,
+    paired_difference,
+    run_ablation,
+    summarize,
+    write_table,
+)
+from tsattn.train.config import RunConfig
 
 
 def _runs(rows):
@@ -105,3 +115,41 @@ def test_a_table_without_its_reference_has_no_paired_columns(tmp_path):
     text = (tmp_path / "ablation.md").read_text()
     assert "| mixer | runs | MSE | MAE | params | s/epoch |\n" in text
     assert "paired" not in text and "better than" not in text
+
+
+def test_the_table_counts_runs_that_tested_the_closed_form_start(tmp_path):
+    runs = _runs([("identity", 0, 0.40), ("identity", 1, 0.50), ("se", 0, 0.40),
+                  ("se", 1, 0.49)])  # fmt: skip
+    runs["kept_start"] = [True, False, True, None]  # None: a run from before it was recorded
+    table = summarize(runs, order=["identity", "se"])
+    assert list(table["kept_start"]) == [1, 1]
+    write_table(table, tmp_path, title="t")
+    text = (tmp_path / "ablation.md").read_text()
+    assert "In 2 of 4 runs the closed-form start validated lower" in text
+    assert "do not depend on the mixer." in text
+
+
+def test_no_start_note_when_every_run_tested_its_network(tmp_path):
+    runs = _runs([("identity", 0, 0.40), ("identity", 1, 0.50), ("se", 0, 0.39)])
+    runs["kept_start"] = False
+    write_table(summarize(runs, order=["identity", "se"]), tmp_path, title="t")
+    assert "closed-form start" not in (tmp_path / "ablation.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"by": "lr"}, "by='lr' cannot be ablated: choose from mixer, fusion."),
+        ({"by": "fusion"}, "fusions ['se'] are not valid: choose from skip,"),
+    ],
+)
+def test_run_ablation_names_a_bad_switch_or_value(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_ablation(RunConfig(), ["se"], 1, tmp_path, **kwargs)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_ablatable_switches_start_with_their_control():
+    switches = ablatable()
+    assert switches["mixer"][0] == "identity" and switches["fusion"][0] == "skip"
+    assert set(switches["fusion"]) >= {"fpn", "panet", "asff"}

@@ -1,19 +1,21 @@
-"""Mixer ablations: the same data, model and training for each mixer and seed; one table.
+"""Ablations: the same data, model and training for each mixer (or fusion) and seed; one table.
 
-:func:`run_ablation` trains every ``(mixer, seed)`` pair with everything else fixed, writes each
-run's result to ``<out>/runs/<mixer>-seed<k>/result.json`` as soon as it finishes, and skips
-pairs whose result exists, so an interrupted ablation resumes where it stopped (a run killed
-half-way restarts from its own ``last.ckpt``). The summary lands in ``<out>/ablation.csv``,
+:func:`run_ablation` trains every ``(value, seed)`` pair of the switch ablated (``by``: the
+``mixer``, or the multi-resolution ``fusion``) with everything else fixed, writes each run's
+result to ``<out>/runs/<value>-seed<k>/result.json`` as soon as it finishes, and skips pairs
+whose result exists, so an interrupted ablation resumes where it stopped (a run killed half-way
+restarts from its own ``last.ckpt``). The summary lands in ``<out>/ablation.csv``,
 ``<out>/ablation.md`` and ``<out>/ablation.png``: mean +- std over seeds of test MSE and MAE,
-parameter count, training seconds per epoch (validation excluded), and each mixer's test MSE
-minus ``identity``'s paired by seed, with a paired t-test's verdict (better / worse / within
-seed noise; a mixer with one seed paired is named as not judged, since one difference has no
-spread to test against). With several mixers tested, the table also says how often chance alone
-would give one of them a verdict: each test errs 5 % of the time, so a table of nine errs
-somewhere in up to 45 % of ablations where no mixer matters.
+parameter count, training seconds per epoch (validation excluded), and each value's test MSE
+minus the control's (the registry's first name: ``identity``, ``skip``) paired by seed, with a
+paired t-test's verdict (better / worse / within seed noise; a value with one seed paired is
+named as not judged, since one difference has no spread to test against). With several values
+tested, the table also says how often chance alone would give one of them a verdict: each test
+errs 5 % of the time, so a table of nine errs somewhere in up to 45 % of ablations where no
+mixer matters.
 
-The table functions take the switch ablated as ``by``: ``summarize(runs, by="fusion",
-reference="skip")`` gives the same paired table for the multi-resolution fusions
+The table functions take the switch ablated as ``by`` too: ``summarize(runs, by="fusion",
+reference="skip")`` gives the paired table of runs trained elsewhere
 (``experiments/benchmark.py`` writes one for candidates that differ by mixer or by fusion alone).
 """
 
@@ -29,14 +31,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsattn.nn.fusion import list_fusions
 from tsattn.nn.mixers import list_mixers
 from tsattn.train.config import RunConfig
 from tsattn.train.trainer import build_datamodule, fit_config
 
-__all__ = ["paired_difference", "run_ablation", "summarize", "write_table"]
+__all__ = ["ablatable", "paired_difference", "run_ablation", "summarize", "write_table"]
 
 
-def _run_one(cfg: RunConfig, run_dir: Path) -> dict:
+def ablatable() -> dict[str, list[str]]:
+    """The model switches an ablation varies, each with its registry's names; the first name is
+    the control every other value is paired with (``identity``: no mixer; ``skip``: MTGNN's skip
+    connections)."""
+    return {"mixer": list_mixers(), "fusion": list_fusions()}
+
+
+def _run_one(cfg: RunConfig, run_dir: Path, by: str) -> dict:
     last = run_dir / "checkpoints" / "last.ckpt"
     started = time.perf_counter()
     result = fit_config(
@@ -49,13 +59,14 @@ def _run_one(cfg: RunConfig, run_dir: Path) -> dict:
             "(set data.test_fraction > 0 for user data)."
         )
     return {
-        "mixer": cfg.model.get("mixer", "identity"),
+        by: cfg.model.get(by, ablatable()[by][0]),
         "seed": cfg.train.seed,
         "test_mse": metrics["test_mse"],
         "test_mae": metrics["test_mae"],
         "test_rse": metrics.get("test_rse"),
         "test_corr": metrics.get("test_corr"),
         "best_val_loss": metrics.get("best_val_loss"),
+        "kept_start": bool(result.kept_start),
         "params": sum(p.numel() for p in result.module.model.parameters()),
         "epochs": len(result.epoch_seconds),
         "sec_per_epoch": float(np.mean(result.epoch_seconds)) if result.epoch_seconds else None,
@@ -65,56 +76,66 @@ def _run_one(cfg: RunConfig, run_dir: Path) -> dict:
 
 def run_ablation(
     base: RunConfig,
-    mixers: Sequence[str],
+    values: Sequence[str],
     seeds: int | Sequence[int],
     out_dir: str | Path,
     *,
+    by: str = "mixer",
+    keep_start: bool = False,
     keep_checkpoints: bool = False,
 ) -> pd.DataFrame:
-    """Train each mixer for each seed, skip finished runs, write and return the summary table.
+    """Train each value of the switch ``by`` (``mixer`` or ``fusion``, see :func:`ablatable`)
+    for each seed, skip finished runs, write and return the summary table.
 
     ``seeds``: a count (seeds ``base.train.seed + 0 .. n-1``) or explicit seeds.
+    ``keep_start``: the value of ``train.keep_start`` in every run. Off by default, so that the
+    trained network, which the switch changes, is what gets tested: a run that keeps the
+    closed-form start forecasts the same whatever the switch (the table counts such runs).
     """
-    unknown = [m for m in mixers if m not in list_mixers()]
-    if unknown or not mixers:
+    switches = ablatable()
+    if by not in switches:
+        raise ValueError(f"by={by!r} cannot be ablated: choose from {', '.join(switches)}.")
+    names = switches[by]
+    unknown = [v for v in values if v not in names]
+    if unknown or not values:
         raise ValueError(
-            f"mixers {unknown or list(mixers)} are not valid: "
-            f"choose from {', '.join(list_mixers())}."
+            f"{by}s {unknown or list(values)} are not valid: choose from {', '.join(names)}."
         )
     seed_list = (
         [base.train.seed + k for k in range(seeds)] if isinstance(seeds, int) else list(seeds)
     )
+    base = dataclasses.replace(base, train=dataclasses.replace(base.train, keep_start=keep_start))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base.to_yaml(out_dir / "base_config.yaml")
     rows = []
-    total = len(mixers) * len(seed_list)
-    for k, (mixer, seed) in enumerate(((m, s) for m in mixers for s in seed_list), 1):
-        run_dir = out_dir / "runs" / f"{mixer}-seed{seed}"
+    total = len(values) * len(seed_list)
+    for k, (value, seed) in enumerate(((v, s) for v in values for s in seed_list), 1):
+        run_dir = out_dir / "runs" / f"{value}-seed{seed}"
         result_file = run_dir / "result.json"
         if result_file.is_file():
             rows.append(json.loads(result_file.read_text()))
-            print(f"[{k}/{total}] {mixer} seed {seed}: done before, skipped", flush=True)
+            print(f"[{k}/{total}] {value} seed {seed}: done before, skipped", flush=True)
             continue
         cfg = dataclasses.replace(
             base,
-            model={**base.model, "mixer": mixer},
+            model={**base.model, by: value},
             train=dataclasses.replace(base.train, seed=seed),
         )
-        print(f"[{k}/{total}] {mixer} seed {seed}: training", flush=True)
+        print(f"[{k}/{total}] {value} seed {seed}: training", flush=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.to_yaml(run_dir / "config.yaml")
-        row = _run_one(cfg, run_dir)
+        row = _run_one(cfg, run_dir, by)
         result_file.write_text(json.dumps(row, indent=2))
         if not keep_checkpoints:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         print(
-            f"[{k}/{total}] {mixer} seed {seed}: test MSE {row['test_mse']:.4f} "
+            f"[{k}/{total}] {value} seed {seed}: test MSE {row['test_mse']:.4f} "
             f"MAE {row['test_mae']:.4f}",
             flush=True,
         )
         rows.append(row)
-    table = summarize(pd.DataFrame(rows), order=list(mixers))
+    table = summarize(pd.DataFrame(rows), order=list(values), by=by, reference=names[0])
     write_table(table, out_dir, title=_title(base))
     return table
 
@@ -124,7 +145,12 @@ def _title(cfg: RunConfig) -> str:
     protocol = build_datamodule(cfg.data).protocol  # "auto" resolved, nothing loaded
     return (
         f"{data}, L={cfg.data.seq_len}, H={cfg.data.horizon}, {protocol} protocol, "
-        f"{cfg.train.max_epochs} epochs max, lr {cfg.train.lr}"
+        f"{cfg.train.max_epochs} epochs max, lr {cfg.train.lr}, "
+        + (
+            "closed-form start kept where it validates lower"
+            if cfg.train.keep_start
+            else "trained network"
+        )
     )
 
 
@@ -189,6 +215,9 @@ def summarize(
             "sec_per_epoch": grouped["sec_per_epoch"].mean(),
         }
     )
+    if "kept_start" in runs.columns:  # runs that tested the closed-form start, not the network
+        kept = runs["kept_start"].fillna(False).astype(bool).groupby(runs[by], sort=False).sum()
+        table["kept_start"] = kept.astype(int)
     paired = paired_difference(runs, reference=reference, by=by)
     if not paired.empty:
         table = table.join(paired)
@@ -234,10 +263,10 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> No
             diff = "" if pd.isna(r.d_mse_mean) else f"{r.d_mse_mean:+.4f}{spread}"
             line += f" {diff} | {r.verdict} |"
         lines.append(line)
+    notes = []
     if paired:
         better = [m for m, v in verdicts.items() if v == "better"]
         unjudged = [m for m, v in verdicts.items() if v == "one seed"]
-        notes = []
         tested = int(verdicts.isin(["better", "worse", "within noise"]).sum())
         if tested:
             notes.append(
@@ -259,8 +288,15 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "") -> No
                 + ", ".join(unjudged)
                 + "."
             )
-        for note in notes:
-            lines += ["", note]
+    kept = int(table["kept_start"].sum()) if "kept_start" in table.columns else 0
+    if kept:
+        notes.append(
+            f"In {kept} of {int(table['runs'].sum())} runs the closed-form start validated lower "
+            f"than the trained network and was tested in its place (train.keep_start): those "
+            f"runs' forecasts do not depend on the {by}."
+        )
+    for note in notes:
+        lines += ["", note]
     (out_dir / "ablation.md").write_text("\n".join(lines) + "\n")
 
     fig = Figure(figsize=(max(5, 1.1 * len(table)) * 2, 3.5))
