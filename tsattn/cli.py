@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     switch.add_argument(
         "--fusions", help="ablate the fusion instead: comma-separated (skip,fpn,...), or 'all'"
     )
-    ab.add_argument("--seeds", type=int, default=3, help="seeds per mixer (train.seed + 0..n-1)")
+    ab.add_argument("--seeds", type=int, default=3, help="seeds per value (train.seed + 0..n-1)")
     ab.add_argument(
         "--out",
         help="output folder (default: <output_dir>/ablate-<data>-h<H>, ablate-fusion-... for "
