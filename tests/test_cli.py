@@ -268,6 +268,18 @@ def test_ablate_fusions_pairs_each_with_skip_and_tests_the_trained_network(workd
     assert run.train.seed == RunConfig().train.seed + 1
 
 
+def test_ablate_refuses_to_resume_runs_trained_with_other_settings(workdir, capsys):
+    base = ["ablate", "--config", str(workdir / "tiny.yaml"), "--data", str(workdir / "small.csv"),
+            "--mixers", "identity", "--seeds", "1", "--out", str(workdir / "changed")]  # fmt: skip
+    assert main(base) == 0
+    assert main([*base, "--quiet"]) == 0  # how a run shows progress is not a setting it learns
+    assert "done before, skipped" in capsys.readouterr().out
+    assert main([*base, "--set", "train.lr=0.002"]) == 2
+    err = capsys.readouterr().err
+    assert "identity-seed0 was trained with other settings than this ablation's" in err
+    assert "train.lr: " in err and "0.002 now" in err
+
+
 def test_ablate_takes_mixers_or_fusions_not_both(workdir, capsys):
     with pytest.raises(SystemExit):
         main(["ablate", "--data", str(workdir / "small.csv"), "--mixers", "se",

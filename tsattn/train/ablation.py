@@ -4,7 +4,8 @@
 ``mixer``, or the multi-resolution ``fusion``) with everything else fixed, writes each run's
 result to ``<out>/runs/<value>-seed<k>/result.json`` as soon as it finishes, and skips pairs
 whose result exists, so an interrupted ablation resumes where it stopped (a run killed half-way
-restarts from its own ``last.ckpt``). The summary lands in ``<out>/ablation.csv``,
+restarts from its own ``last.ckpt``; a run trained with other settings is refused, not mixed
+in). The summary lands in ``<out>/ablation.csv``,
 ``<out>/ablation.md`` and ``<out>/ablation.png``: mean +- std over seeds of test MSE and MAE,
 parameter count, training seconds per epoch (validation excluded), and each value's test MSE
 minus the control's (the registry's first name: ``identity``, ``skip``) paired by seed, with a
@@ -113,15 +114,17 @@ def run_ablation(
     for k, (value, seed) in enumerate(((v, s) for v in values for s in seed_list), 1):
         run_dir = out_dir / "runs" / f"{value}-seed{seed}"
         result_file = run_dir / "result.json"
-        if result_file.is_file():
-            rows.append(json.loads(result_file.read_text()))
-            print(f"[{k}/{total}] {value} seed {seed}: done before, skipped", flush=True)
-            continue
         cfg = dataclasses.replace(
             base,
             model={**base.model, by: value},
             train=dataclasses.replace(base.train, seed=seed),
         )
+        if result_file.is_file() or (run_dir / "checkpoints" / "last.ckpt").is_file():
+            _check_same_settings(run_dir, cfg)  # finished, or to be resumed from its checkpoint
+        if result_file.is_file():
+            rows.append(json.loads(result_file.read_text()))
+            print(f"[{k}/{total}] {value} seed {seed}: done before, skipped", flush=True)
+            continue
         print(f"[{k}/{total}] {value} seed {seed}: training", flush=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.to_yaml(run_dir / "config.yaml")
@@ -138,6 +141,40 @@ def run_ablation(
     table = summarize(pd.DataFrame(rows), order=list(values), by=by, reference=names[0])
     write_table(table, out_dir, title=_title(base))
     return table
+
+
+# Settings that say where and how visibly a run trains, not what it learns: a finished run
+# trained with other values of these still belongs in the table.
+_WHERE = {"name", "output_dir", "train.accelerator", "train.devices", "train.strategy",
+          "train.num_nodes", "train.progress_bar", "train.checkpoint_every_n_steps"}  # fmt: skip
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key in ("data", "model", "train"):
+            flat.update(_flat(value, f"{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _check_same_settings(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to reuse or resume a run trained with other settings than the ablation's now: the
+    table would compare runs of different configurations as if only the switch differed."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        return
+    before = _flat(RunConfig.from_yaml(config_file).to_dict())
+    now = _flat(cfg.to_dict())
+    changed = sorted(k for k in before.keys() | now.keys()
+                     if k not in _WHERE and before.get(k) != now.get(k))  # fmt: skip
+    if changed:
+        listed = ", ".join(f"{k}: {before.get(k)!r} then, {now.get(k)!r} now" for k in changed)
+        raise ValueError(
+            f"{run_dir} was trained with other settings than this ablation's ({listed}): rerun "
+            "with the same settings to use it, or pass another output folder."
+        )
 
 
 def _title(cfg: RunConfig) -> str:
