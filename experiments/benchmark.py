@@ -455,10 +455,6 @@ def summarize_search(
     return table, lines
 
 
-# The switches whose ablations get a table paired by seed, with the folder prefix of its tables.
-ABLATED = {"mixer": "ablation", "fusion": "fusion_ablation"}
-
-
 def write_ablations(out: Path, results: pd.DataFrame) -> None:
     """For candidates that differ by the mixer alone, or by the fusion alone: one ablation table
     per (dataset, horizon), written by the ablation runner's own summary
@@ -468,13 +464,13 @@ def write_ablations(out: Path, results: pd.DataFrame) -> None:
 
     if results["test_mse"].isna().any():
         return
-    names = ablatable()
-    for switch, prefix in ABLATED.items():
-        reference = names[switch][0]
+    for switch, names in ablatable().items():
+        reference = names[0]
+        prefix = "ablation" if switch == "mixer" else f"{switch}_ablation"  # mixer: came first
         runs = results.assign(**{switch: [m.get(switch, reference) for m in results["model"]]})
         if runs[switch].nunique() < 2 or (runs.groupby(switch)["candidate"].nunique() > 1).any():
             continue  # not what the candidates vary, or not alone
-        order = [m for m in names[switch] if m in set(runs[switch])]
+        order = [m for m in names if m in set(runs[switch])]
         for (dataset, horizon), part in runs.groupby(["dataset", "horizon"]):
             folder = out / f"{prefix}_{dataset.lower()}_h{horizon}"
             folder.mkdir(exist_ok=True)

@@ -149,13 +149,12 @@ _WHERE = {"name", "output_dir", "train.accelerator", "train.devices", "train.str
           "train.num_nodes", "train.progress_bar", "train.checkpoint_every_n_steps"}  # fmt: skip
 
 
-def _flat(config: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and key in ("data", "model", "train"):
-            flat.update(_flat(value, f"{key}."))
-        else:
-            flat[prefix + key] = value
+def _settings(cfg: RunConfig) -> dict:
+    """Every setting of ``cfg`` by its ``--set`` key (``train.lr``, ``model.mixer``, ``name``)."""
+    raw = cfg.to_dict()
+    flat = {k: v for k, v in raw.items() if k not in ("data", "model", "train")}
+    for section in ("data", "model", "train"):
+        flat.update({f"{section}.{k}": v for k, v in raw[section].items()})
     return flat
 
 
@@ -165,8 +164,8 @@ def _check_same_settings(run_dir: Path, cfg: RunConfig) -> None:
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         return
-    before = _flat(RunConfig.from_yaml(config_file).to_dict())
-    now = _flat(cfg.to_dict())
+    before = _settings(RunConfig.from_yaml(config_file))
+    now = _settings(cfg)
     changed = sorted(k for k in before.keys() | now.keys()
                      if k not in _WHERE and before.get(k) != now.get(k))  # fmt: skip
     if changed:
