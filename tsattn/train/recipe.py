@@ -166,8 +166,8 @@ that scored every candidate on validation windows only
   ``"auto"``: 0.9528 on validation windows, 4-18 % lower on ETTh1, 1.8 % lower on ETTm1 at
   H=96, not chosen on ETTh2; but on the test split, three seeds, ETTh1 scored higher at every
   horizon, 0.449 against 0.4395, above TimeMixer's average, while ETTm1, one seed, scored
-  0.8-1.4 % lower at every horizon and weather 0.225 against 0.238 over the four horizons
-  (seed 0; a second seed at H = 336 and 720 as much lower):
+  0.8-1.4 % lower at every horizon and weather 0.226 against 0.238 over the four horizons
+  (two seeds):
   ``experiments/candidates/level_benchmark.yaml``).
   A seed ensemble of three recipes (``experiments/seed_ensemble.py``,
   ``experiments/results/ensemble_search/``) validated 0-1.2 % below its members' mean, for
