@@ -62,7 +62,7 @@ from tsattn.data.timefeatures import cycle_lengths  # noqa: E402
 from tsattn.train import TrainConfig  # noqa: E402
 from tsattn.train.module import ForecastModule  # noqa: E402
 from tsattn.train.recipe import resolve_loss, resolve_model_options  # noqa: E402
-from tsattn.train.trainer import choose_cycle_length, fit_start  # noqa: E402
+from tsattn.train.trainer import choose_cycle_length, fit_start, start_scores  # noqa: E402
 
 DEFAULT_OUT = ROOT / "experiments/results/start_search/start_only.md"
 STARTS = {"least_squares": "default", "weighted_least_squares": "wls"}  # -> search candidate
@@ -320,8 +320,8 @@ def variants(
 
 def cycle_choice(dataset: str, horizon: int, root: str | None) -> list[str]:
     """One row: the ``val_loss`` (and MSE) of the recipe's start with each cycle that
-    ``cycle_length="auto"`` chooses from, and the one it keeps."""
-    dm = TimeSeriesDataModule(dataset, 96, horizon, batch_size=256, root=root)
+    ``cycle_length="auto"`` chooses from and without a cycle, and the one it keeps."""
+    dm = TimeSeriesDataModule(dataset, 96, horizon, protocol="tslib", batch_size=256, root=root)
     dm.setup()
     options = resolve_model_options("tslib", dm.num_nodes, horizon, {}, "auto")  # cycle set below
     train = TrainConfig(loss=resolve_loss("tslib", "auto")).to_dict()
@@ -333,8 +333,10 @@ def cycle_choice(dataset: str, horizon: int, root: str | None) -> list[str]:
         return ForecastModule(config.to_dict(), train)
 
     lengths = cycle_lengths(dm.freq)
-    chosen, val_loss = choose_cycle_length(make_module, lengths, dm.train_dataloader(),
-                                           dm.val_dataloader(), weighted=True)  # fmt: skip
+    chosen, val_loss = 0, {}  # no known step: no cycle
+    if lengths:
+        chosen, val_loss = choose_cycle_length(make_module, lengths, dm.train_dataloader(),
+                                               dm.val_dataloader(), weighted=True)  # fmt: skip
     row = [dataset, str(horizon)]
     for length in lengths:
         if length not in val_loss:
@@ -343,6 +345,12 @@ def cycle_choice(dataset: str, horizon: int, root: str | None) -> list[str]:
         model = make_module(length).model
         fit_start(model, dm.train_dataloader(), weighted=True)
         row.append(f"{length}: {val_loss[length]:.4f} / {scores(model.eval(), dm)[0]:.4f}")
+    row += [""] * (4 - len(row))  # a day and a week, or the day alone (daily data: a week)
+    none = start_scores(make_module, (0,), dm.train_dataloader(), dm.val_dataloader(),
+                        weighted=True)  # fmt: skip
+    model = make_module(0).model
+    fit_start(model, dm.train_dataloader(), weighted=True)
+    row.append(f"{none[0]:.4f} / {scores(model.eval(), dm)[0]:.4f}")
     return [*row, str(chosen)]
 
 
@@ -410,12 +418,13 @@ def cycles(args: argparse.Namespace, root: str | None) -> None:
     header = (
         f"cpu, torch {torch.__version__}; tslib protocol, L=96; the recipe's closed-form start "
         "with each cycle that model.cycle_length=auto chooses from (a day and a week of the "
-        "data's step), scored on every validation window in scaled units: val_loss (L1, what "
-        "the choice reads) / MSE; chosen: the cycle the trainer keeps"
+        "data's step) and without a cycle, scored on every validation window in scaled units: "
+        "val_loss (L1, what the choice reads) / MSE; chosen: the cycle the trainer keeps"
     )
     report(args, lambda dataset, horizon: cycle_choice(dataset, horizon, root), "cycle_choice",
            "Cycle chosen on validation",
-           ["dataset", "H", "day: val_loss / MSE", "week: val_loss / MSE", "chosen"], header,
+           ["dataset", "H", "day: val_loss / MSE", "week: val_loss / MSE",
+            "no cycle: val_loss / MSE", "chosen"], header,
            ROOT / "experiments/results/cycle_choice.md")  # fmt: skip
 
 

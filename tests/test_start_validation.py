@@ -63,12 +63,20 @@ def test_variants_rows_score_every_fit(script):
 
 def test_cycle_choice_reports_the_trainers_choice_with_both_scores(script):
     row = script.cycle_choice(_hourly(), 12, None)
-    day, week, chosen = row[2:]
+    day, week, none, chosen = row[2:]
     assert day.startswith("24: ") and week.startswith("168: ")
     loss = {
         int(cell.split(":")[0]): float(cell.split(": ")[1].split(" / ")[0]) for cell in (day, week)
     }
     assert int(chosen) == min(loss, key=loss.get) == 24  # a daily sine: the day validates better
+    assert float(none.split(" / ")[0]) not in loss.values()  # the start without a cycle
+
+
+def test_cycle_choice_without_a_known_step_keeps_no_cycle(script):
+    dateless = _hourly().reset_index(drop=True)
+    row = script.cycle_choice(dateless, 12, None)
+    assert row[2:4] == ["", ""] and row[-1] == "0"
+    assert float(row[4].split(" / ")[0]) > 0
 
 
 def test_refit_cycle_is_the_least_squares_cycle_for_the_map_as_it_stands(script):

@@ -54,7 +54,7 @@ def test_mtgnn_legacy_maxabs_scaling_uses_the_whole_series(data_dir) -> None:
     x, y, *_ = dm.datasets["train"][0]  # target row P + h - 1 = 170, inputs rows 0..167
     np.testing.assert_allclose(y[0].numpy(), raw[170] / np.abs(raw).max(axis=0), rtol=1e-6)
     np.testing.assert_allclose(x[-1].numpy(), raw[167] / np.abs(raw).max(axis=0), rtol=1e-6)
-    assert dm.n_time_features == 0 and dm.freq is None
+    assert dm.n_time_features == 0 and dm.freq == "D"  # no dates; the registry knows the step
     none = TimeSeriesDataModule("exchange_rate", 168, 3, root=data_dir, scaling="none")
     none.setup()
     np.testing.assert_allclose(none.values.numpy(), raw.astype(np.float32))
@@ -148,3 +148,39 @@ def test_traffic_and_solar_formats_at_real_width(tmp_path) -> None:
     dm = TimeSeriesDataModule(solar, 168, 3, protocol="mtgnn")
     dm.setup()
     assert dm.window_counts == {"train": 300 - 168 - 3 + 1, "val": 100, "test": 100}
+
+
+@pytest.fixture
+def dateless(monkeypatch, tmp_path):
+    """A registered LSTNet file (no header, no dates) whose step the registry knows, in a
+    folder of its own."""
+    from tsattn.data import DatasetSpec, register_dataset
+    from tsattn.data.registry import _SPECS
+    from tsattn.data.synthetic import write_series
+
+    monkeypatch.delenv("TSATTN_DATA_DIR", raising=False)
+    spec = DatasetSpec("dateless_toy", "dateless_toy.txt", "file:///nowhere/dateless_toy.txt",
+                       None, "10min", "lstnet", "mtgnn", "ratio", (600, 3))  # fmt: skip
+    register_dataset(spec, overwrite=True)
+    path = write_series(generate_series(600, 3, freq="10min"), tmp_path / spec.filename,
+                        format="lstnet")  # fmt: skip
+    yield path
+    _SPECS.pop(spec.name, None)
+
+
+def test_a_registered_file_without_dates_reports_the_registry_step(dateless) -> None:
+    """solar_AL and exchange_rate come without dates; their step is known all the same, and
+    the recipe's cycle (``model.cycle_length="auto"``) needs it. The series stays one without a
+    calendar: integer steps, no calendar marks. An unregistered path has no known step."""
+    dm = TimeSeriesDataModule("dateless_toy", 96, 24, protocol="tslib", root=dateless.parent)
+    dm.setup()
+    assert dm.freq == "10min"
+    assert isinstance(dm.frame.index, pd.RangeIndex) and dm.n_time_features == 0
+    assert dm.steps.tolist() == list(range(600))
+    by_path = TimeSeriesDataModule(dateless, 96, 24, protocol="tslib")
+    by_path.setup()
+    assert by_path.freq is None
+    assert torch.equal(by_path.values, dm.values) and torch.equal(by_path.steps, dm.steps)
+    dated = TimeSeriesDataModule(_frame(), 24, 6)
+    dated.setup()
+    assert dated.freq == "h"

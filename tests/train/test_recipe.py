@@ -472,6 +472,43 @@ def test_auto_cycle_length_is_the_cycle_whose_start_validates_best(tmp_path, fra
         torch.testing.assert_close(auto.module.model.state_dict()[key], value, atol=1e-9, rtol=0)
 
 
+def test_auto_cycle_on_a_registered_file_without_dates_uses_the_registry_step(
+    tmp_path, monkeypatch
+):
+    """An LSTNet file has no dates (solar_AL's 10-minute rows); registered, its step is known,
+    so ``cycle_length="auto"`` scores a day and a week of it as it does on dated data. The same
+    file by path has no known step and gets no cycle."""
+    from tests.train.conftest import TINY_MODEL
+    from tsattn.data import DatasetSpec, TimeSeriesDataModule, register_dataset
+    from tsattn.data.registry import _SPECS
+    from tsattn.data.synthetic import write_series
+    from tsattn.train import fit_datamodule
+
+    monkeypatch.delenv("TSATTN_DATA_DIR", raising=False)
+    frame = _weekly_frame()
+    path = write_series(frame, tmp_path / "hourly_toy.txt", format="lstnet")
+    spec = DatasetSpec("hourly_toy", path.name, "file:///nowhere/hourly_toy.txt", None, "h",
+                       "lstnet", "mtgnn", "ratio", frame.shape)  # fmt: skip
+    register_dataset(spec, overwrite=True)
+    train = TrainConfig(max_steps=1, progress_bar=False, patience=0, lr=1e-12, loss="mse")
+    model = {**TINY_MODEL, "shortcut_per_phase": False, "cycle_length": "auto"}
+    try:
+        fits = {}
+        for data in ("hourly_toy", path):
+            dm = TimeSeriesDataModule(data, 48, 12, protocol="tslib", batch_size=16,
+                                      root=tmp_path)  # fmt: skip
+            fits[data] = fit_datamodule(dm, model=model, train=train, test=False,
+                                        run_dir=tmp_path / f"run{len(fits)}")  # fmt: skip
+    finally:
+        _SPECS.pop("hourly_toy", None)
+    registered = fits["hourly_toy"]
+    scores = {w: registered.metrics[f"start_val_loss_cycle{w}"] for w in (24, 168)}
+    assert registered.module.model_config.cycle_length == min(scores, key=scores.get) == 168
+    assert fits[path].module.model_config.cycle_length == 0
+    assert not any(key.startswith("start_val_loss_cycle") for key in fits[path].metrics)
+    assert registered.metrics["start_val_loss"] < fits[path].metrics["start_val_loss"]
+
+
 def test_a_cycle_the_training_series_covers_less_than_twice_is_no_candidate(tmp_path):
     from tests.train.conftest import TINY_MODEL
     from tsattn.data import TimeSeriesDataModule

@@ -101,6 +101,14 @@ class TimeSeriesDataModule(L.LightningDataModule):
         self.load_kwargs = load_kwargs
         self._ready = False
 
+    def _registered_step(self, index: pd.Index) -> str | None:
+        """The step of a registered file without dates (solar_AL's 10 minutes), which the
+        recipe's cycle needs to know a day's length; ``None`` for data with dates or of no
+        known step. The series stays one without a calendar: integer steps, no marks."""
+        if self.spec is None or isinstance(index, pd.DatetimeIndex):
+            return None
+        return self.spec.freq
+
     def prepare_data(self) -> None:
         """Download a registered dataset if it is not on disk (rank 0 only under DDP)."""
         if self.spec is not None:
@@ -125,7 +133,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
         lo, hi = plan.train_rows
         self.scaler: Scaler = fit_scaler(self.scaling, raw[lo:hi], raw)
         values = torch.from_numpy(self.scaler.transform(raw).astype(np.float32))  # (T, N)
-        self.freq: str | None = infer_freq(frame.index)
+        self.freq: str | None = infer_freq(frame.index) or self._registered_step(frame.index)
         marks = (
             time_features(frame.index, self.freq)
             if self.use_time_features

@@ -34,13 +34,15 @@ that scored every candidate on validation windows only
   where it scored 0.982 of the first recipe's validation MSE.
 - a learned cycle (``model.cycle_length="auto"``: a day of the data's step, or a week where the
   recipe's start with a weekly cycle scores the lower validation loss (CycleNet reads weekly
-  cycles off electricity and traffic); none where the data have no calendar or a step of a day
-  or more; CycleNet, Lin et al., NeurIPS 2024, https://arxiv.org/abs/2409.18479), started at
-  the mean of each phase over the training windows (``TrainConfig.cycle_init="mean"``): the
-  daily cycle was chosen by a third validation search over the same cells
-  (``experiments/candidates/cycle_init.yaml``, ``experiments/results/cycle_search/``), where it
-  scored 0.990 of the previous recipe's validation MSE, ahead on five of six cells.
-  Started at zero, as CycleNet starts it, the cycle scored within noise of no cycle.
+  cycles off electricity and traffic); a week of daily data; none where the step is longer
+  than a day or unknown (no dates, and not a registered file whose step the registry knows,
+  as it knows solar_AL's 10 minutes); CycleNet, Lin et al., NeurIPS 2024,
+  https://arxiv.org/abs/2409.18479), started at the mean of each phase over the training
+  windows (``TrainConfig.cycle_init="mean"``): the daily cycle was chosen by a third
+  validation search over the same cells (``experiments/candidates/cycle_init.yaml``,
+  ``experiments/results/cycle_search/``), where it scored 0.990 of the previous recipe's
+  validation MSE, ahead on five of six cells. Started at zero, as CycleNet starts it, the
+  cycle scored within noise of no cycle.
 - the shortcut's maps per block of the cycle where their start validates lower
   (``model.shortcut_per_phase="auto"``: one map per hour of the day on a daily cycle, at most
   24 blocks, each window mapped by the block its forecast starts in: a periodic
