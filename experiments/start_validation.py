@@ -15,10 +15,11 @@ exist (``--cells``: ``<search>/cells/<candidate>/<dataset>-h<H>-seed0.json``).
 ``--cycles`` scores instead what ``model.cycle_length="auto"`` chooses from (a day and a week of
 the data's step), each as the trainer scores it
 (:func:`tsattn.train.trainer.choose_cycle_length`: the recipe's start with that cycle, its
-``val_loss``, the recipe's L1, and its MSE), and which it keeps:
+``val_loss``, the recipe's L1, and its MSE), the start without a cycle beside them, and which
+cycle the trainer keeps:
 
-    python experiments/start_validation.py --cycles --datasets ETTh1,ETTh2,ETTm1,weather \\
-        --horizons 96,192,336,720
+    python experiments/start_validation.py --cycles \\
+        --datasets ETTh1,ETTh2,ETTm1,weather,exchange_rate --horizons 96,192,336,720
 
 ``--variants`` scores other fits of the weighted start's shortcut (a larger ridge penalty;
 iteratively reweighted least squares towards the L1 error the recipe trains on; recent windows
@@ -345,7 +346,7 @@ def cycle_choice(dataset: str, horizon: int, root: str | None) -> list[str]:
         model = make_module(length).model
         fit_start(model, dm.train_dataloader(), weighted=True)
         row.append(f"{length}: {val_loss[length]:.4f} / {scores(model.eval(), dm)[0]:.4f}")
-    row += [""] * (4 - len(row))  # a day and a week, or the day alone (daily data: a week)
+    row += [""] * (4 - len(row))  # blank cycle cells where the step allows fewer than two
     none = start_scores(make_module, (0,), dm.train_dataloader(), dm.val_dataloader(),
                         weighted=True)  # fmt: skip
     model = make_module(0).model
