@@ -63,7 +63,7 @@ from tsattn.data.timefeatures import cycle_lengths  # noqa: E402
 from tsattn.train import TrainConfig  # noqa: E402
 from tsattn.train.module import ForecastModule  # noqa: E402
 from tsattn.train.recipe import resolve_loss, resolve_model_options  # noqa: E402
-from tsattn.train.trainer import choose_cycle_length, fit_start, start_scores  # noqa: E402
+from tsattn.train.trainer import choose_cycle_length, fit_start  # noqa: E402
 
 DEFAULT_OUT = ROOT / "experiments/results/start_search/start_only.md"
 STARTS = {"least_squares": "default", "weighted_least_squares": "wls"}  # -> search candidate
@@ -338,21 +338,22 @@ def cycle_choice(dataset: str, horizon: int, root: str | None) -> list[str]:
     if lengths:
         chosen, val_loss = choose_cycle_length(make_module, lengths, dm.train_dataloader(),
                                                dm.val_dataloader(), weighted=True)  # fmt: skip
+
+    def start(length: int) -> tuple[float, float]:
+        """MSE and MAE (the recipe's L1 ``val_loss``) of the start with that cycle."""
+        model = make_module(length).model
+        fit_start(model, dm.train_dataloader(), weighted=True)
+        return scores(model.eval(), dm)
+
     row = [dataset, str(horizon)]
     for length in lengths:
         if length not in val_loss:
             row.append("not a candidate")
             continue
-        model = make_module(length).model
-        fit_start(model, dm.train_dataloader(), weighted=True)
-        row.append(f"{length}: {val_loss[length]:.4f} / {scores(model.eval(), dm)[0]:.4f}")
+        row.append(f"{length}: {val_loss[length]:.4f} / {start(length)[0]:.4f}")
     row += [""] * (4 - len(row))  # blank cycle cells where the step allows fewer than two
-    none = start_scores(make_module, (0,), dm.train_dataloader(), dm.val_dataloader(),
-                        weighted=True)  # fmt: skip
-    model = make_module(0).model
-    fit_start(model, dm.train_dataloader(), weighted=True)
-    row.append(f"{none[0]:.4f} / {scores(model.eval(), dm)[0]:.4f}")
-    return [*row, str(chosen)]
+    mse, mae = start(0)  # no cycle
+    return [*row, f"{mae:.4f} / {mse:.4f}", str(chosen)]
 
 
 def trained(cells: Path | None, candidate: str, dataset: str, horizon: int) -> str:
